@@ -9,7 +9,7 @@ __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'MANIFEST_FILE', 'CURRENT_FILE', 'VER
            'set_current', 'LoadedModel', 'save_model', 'read_manifest', 'resolve_version_dir', 'check_compatible',
            'read_verified_bytes', 'check_matches_manifest', 'load_model', 'bundled_model_dir']
 
-# %% ../nbs/01_store.ipynb #25f6db87
+# %% ../nbs/01_store.ipynb #bb73af2d
 import hashlib
 import json
 import os
@@ -25,14 +25,16 @@ from pathlib import Path
 import numpy as np
 import sklearn
 
-# %% ../nbs/01_store.ipynb #49fb8348
+import wine_api
+
+# %% ../nbs/01_store.ipynb #372d2e04
 FORMAT_VERSION = 1          # the manifest layout; bumped when it changes incompatibly
 MODEL_FILE = "model.pkl"
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
 
-# %% ../nbs/01_store.ipynb #4a5e9c91
+# %% ../nbs/01_store.ipynb #8082336e
 class ModelStoreError(Exception):
     "The model store cannot give a usable model."
 
@@ -45,7 +47,7 @@ class ModelIntegrityError(ModelStoreError):
 class IncompatibleModelError(ModelStoreError):
     "The artifact was written by an environment this one must not unpickle it in."
 
-# %% ../nbs/01_store.ipynb #d42a69e8
+# %% ../nbs/01_store.ipynb #deef57f6
 def fsync_dir(path:Path): # directory whose entries (new or renamed files) must reach the disk
     "Flush a directory's entries to disk, so a rename in it survives a crash."
     fd = os.open(path, os.O_RDONLY)
@@ -75,7 +77,7 @@ def replace_file(path:Path, # file to replace (or create)
         raise
     fsync_dir(path.parent)
 
-# %% ../nbs/01_store.ipynb #c9d646a7
+# %% ../nbs/01_store.ipynb #2c1b1168
 def runtime_versions() -> dict:
     "The versions of what reads and writes pickles here: Python, scikit-learn, numpy."
     return {"python": platform.python_version(), "scikit_learn": sklearn.__version__, "numpy": np.__version__}
@@ -106,7 +108,7 @@ def build_manifest(model_bytes:bytes,   # the pickled model, exactly as written 
         "class_names": list(class_names),
     }
 
-# %% ../nbs/01_store.ipynb #272daaab
+# %% ../nbs/01_store.ipynb #6095f2a2
 def versions_dir(model_dir) -> Path: return Path(model_dir)/VERSIONS_DIR
 
 def list_versions(model_dir, # the store
@@ -135,7 +137,7 @@ def set_current(model_dir, # the store
         raise ModelNotFoundError(f"version {version} is not in {model_dir}; versions: {list_versions(model_dir)}")
     replace_file(Path(model_dir)/CURRENT_FILE, f"{version}\n".encode())
 
-# %% ../nbs/01_store.ipynb #567ce55e
+# %% ../nbs/01_store.ipynb #db4cbbbc
 @dataclass(frozen=True)
 class LoadedModel:
     "A verified model: the estimator with the manifest that describes it."
@@ -150,7 +152,7 @@ class LoadedModel:
     @property
     def class_names(self) -> list: return self.manifest["class_names"]
 
-# %% ../nbs/01_store.ipynb #2cbb74be
+# %% ../nbs/01_store.ipynb #5585bbf8
 def _publish_version(tmp_dir:Path, model_dir, manifest_for) -> Path:
     "Rename `tmp_dir` to the next free version number, rewriting its manifest for that number; the new directory."
     while True:
@@ -188,7 +190,7 @@ def save_model(model,                 # a fitted scikit-learn estimator
     if make_current: set_current(model_dir, int(version_dir.name))
     return LoadedModel(model, read_manifest(version_dir), version_dir)
 
-# %% ../nbs/01_store.ipynb #3f301fee
+# %% ../nbs/01_store.ipynb #9367e5ba
 def read_manifest(version_dir:Path, # a version directory
                  ) -> dict:
     "The manifest of `version_dir`."
@@ -205,7 +207,7 @@ def resolve_version_dir(path, # a store (with `CURRENT`) or a version directory 
     if not path.is_dir(): raise ModelNotFoundError(f"no model at {path}: no such directory")
     return versions_dir(path)/str(current_version(path))
 
-# %% ../nbs/01_store.ipynb #86cc6e56
+# %% ../nbs/01_store.ipynb #4dcd3a24
 def _minor_series(version:str) -> tuple: return tuple(version.split(".")[:2])
 
 def check_compatible(manifest:dict, # a model's manifest
@@ -242,7 +244,7 @@ def check_matches_manifest(estimator, manifest:dict, where=""):
         raise ModelIntegrityError(f"model at {where} does not fit its manifest: expected {n_features} features "
                                   f"and {n_classes} classes")
 
-# %% ../nbs/01_store.ipynb #1110c7f4
+# %% ../nbs/01_store.ipynb #680abc31
 def load_model(path, # a store (follows `CURRENT`) or a version directory
               ) -> LoadedModel:
     "Load and verify a model; raises a `ModelStoreError` that says why when it cannot."
@@ -253,7 +255,7 @@ def load_model(path, # a store (follows `CURRENT`) or a version directory
     check_matches_manifest(estimator, manifest, version_dir)
     return LoadedModel(estimator, manifest, version_dir)
 
-# %% ../nbs/01_store.ipynb #c811f149
+# %% ../nbs/01_store.ipynb #03717469
 def bundled_model_dir() -> Path:
     "The store shipped inside the package: the default model, trained by the training notebook's default run."
-    return Path(__file__).parent/"models"
+    return Path(wine_api.__file__).parent/"models"
