@@ -1,0 +1,40 @@
+"Fixtures shared by the integration tests: the `wine-api` command and real training runs into temporary stores."
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WINE_API = Path(sys.executable).parent/"wine-api"  # the console script installed beside this interpreter
+
+
+def run_cli(*args, cwd, timeout=180, **kwargs):
+    "Run `wine-api *args` in `cwd`; the finished process, output captured as text."
+    return subprocess.run([str(WINE_API), *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def train_into(root:Path, *params):
+    "A real `wine-api train` run into `root/models`, reports in `root/reports`; what it left behind."
+    root.mkdir(parents=True, exist_ok=True)
+    proc = run_cli("train", *params, "--model-dir", root/"models", "--report-dir", root/"reports", "--quiet", cwd=root)
+    return SimpleNamespace(proc=proc, store=root/"models", reports=root/"reports",
+                           report_files=sorted((root/"reports").glob("train-*.ipynb")))
+
+
+@pytest.fixture(scope="session")
+def depth3_run(tmp_path_factory):
+    "One training run with `-p max_depth 3`, as in the issue's acceptance check."
+    run = train_into(tmp_path_factory.mktemp("depth3"), "-p", "max_depth", "3")
+    assert run.proc.returncode == 0, run.proc.stderr
+    return run
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    "One training run with the notebook's default parameters: what produced the bundled model."
+    run = train_into(tmp_path_factory.mktemp("default"))
+    assert run.proc.returncode == 0, run.proc.stderr
+    return run
