@@ -22,7 +22,7 @@ def test_train_writes_a_verified_artifact_recording_its_parameters(depth3_run):
     m = model.manifest
     assert m["params"]["max_depth"] == 3 and m["params"]["criterion"] == "gini"
     assert model.estimator.get_depth() == m["metrics"]["tree_depth"] <= 3
-    assert m["sha256"] == hashlib.sha256((model.path/"model.pkl").read_bytes()).hexdigest()
+    assert m["files"]["model.pkl"]["sha256"] == hashlib.sha256((model.path/"model.pkl").read_bytes()).hexdigest()
     assert m["runtime"]["scikit_learn"] == sklearn.__version__
     assert m["class_names"] == ["class_0", "class_1", "class_2"]
 
