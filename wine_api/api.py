@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['PUBLIC_MANIFEST', 'routes', 'DEFAULT_CONFIG', 'json_response', 'PredictionRenderer', 'render_prediction',
-           'ServedModel', 'served', 'ready_predictor', 'request_body', 'tutorial_predict', 'predict', 'health', 'ready',
-           'model_info', 'openapi', 'http_error_as_json', 'unexpected_error_as_json', 'register_error_handlers',
-           'openapi_spec', 'create_app']
+           'ServedModel', 'served', 'ready_predictor', 'read_body', 'request_body', 'tutorial_predict', 'predict',
+           'health', 'ready', 'model_info', 'openapi', 'http_error_as_json', 'unexpected_error_as_json',
+           'register_error_handlers', 'openapi_spec', 'create_app']
 
-# %% ../nbs/04_api.ipynb #a1c6c012
+# %% ../nbs/04_api.ipynb #7fdfff34
 import logging
 from dataclasses import dataclass
 
@@ -22,7 +22,7 @@ from .predict import (ModelUnavailable, Prediction, Predictor, UnsupportedMediaT
                               decode_json, load_predictor, predict_input, tutorial_input)
 from .store import ModelStoreError, bundled_model_dir
 
-# %% ../nbs/04_api.ipynb #96a7c91d
+# %% ../nbs/04_api.ipynb #0fa98d74
 def json_response(payload, # anything orjson can write, numpy arrays included
                   status:int=200) -> Response:
     "A JSON response written by orjson."
@@ -49,7 +49,7 @@ def render_prediction(predictor:Predictor, prediction:Prediction) -> dict:
          "probabilities": dict(zip(predictor.class_names, p.tolist()))}
         for c, p in zip(prediction.classes, prediction.probabilities)]}
 
-# %% ../nbs/04_api.ipynb #7c450abb
+# %% ../nbs/04_api.ipynb #4f67100a
 PUBLIC_MANIFEST = ("model_version", "model_class", "trained_at", "training_seconds", "params", "metrics", "features",
                    "class_names", "runtime")
 
@@ -71,7 +71,7 @@ class ServedModel:
         "The manifest's public part: version, metrics, parameters, features with their ranges, classes."
         return {k: self.predictor.artifact.manifest[k] for k in PUBLIC_MANIFEST}
 
-# %% ../nbs/04_api.ipynb #247c4774
+# %% ../nbs/04_api.ipynb #b77be4e4
 routes = Blueprint("wine_api", __name__)
 
 def served() -> ServedModel: return current_app.extensions["wine_api"]
@@ -82,27 +82,37 @@ def ready_predictor() -> Predictor:
     if model.predictor is None: raise ModelUnavailable(f"no model is loaded: {model.error}")
     return model.predictor
 
-def request_body():
-    "The request's JSON body, decoded; 415 unless it is sent as `application/json`."
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType(f"send the body as JSON with 'Content-Type: application/json'; "
-                                   f"got {request.mimetype or 'no Content-Type'!r}")
-    return decode_json(request.get_data(cache=False))
+def read_body(limit:int, # most bytes accepted (`MAX_CONTENT_LENGTH`)
+             ) -> bytes:
+    "The request body; 413 beyond `limit`."
+    length = request.environ.get("CONTENT_LENGTH")
+    if not length: return request.get_data(cache=False)  # chunked: werkzeug's stream enforces the limit
+    if not length.isdigit(): raise WineApiError(f"invalid Content-Length {length!r}")
+    if limit is not None and int(length) > limit: raise RequestEntityTooLarge()
+    return request.environ["wsgi.input"].read(int(length))
 
-# %% ../nbs/04_api.ipynb #1a6ff0b4
+def request_body(limit:int): # most bytes accepted
+    "The request's JSON body, decoded; 415 unless it is sent as `application/json`."
+    mimetype = request.environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if mimetype != "application/json":
+        raise UnsupportedMediaType(f"send the body as JSON with 'Content-Type: application/json'; "
+                                   f"got {mimetype or 'no Content-Type'!r}")
+    return decode_json(read_body(limit))
+
+# %% ../nbs/04_api.ipynb #af1ff0ae
 @routes.post("/api/")
 def tutorial_predict():
     "The tutorial's route: a list of rows of 13 numbers in, a list of predicted classes out."
-    predictor = ready_predictor()
-    X = tutorial_input(request_body(), predictor.feature_names, current_app.config["MAX_ROWS"])
+    predictor, config = ready_predictor(), current_app.config
+    X = tutorial_input(request_body(config["MAX_CONTENT_LENGTH"]), predictor.feature_names, config["MAX_ROWS"])
     return Response(orjson.dumps(predictor.predict(X).classes, option=orjson.OPT_SERIALIZE_NUMPY),
                     mimetype="application/json")
 
 @routes.post("/predict")
 def predict():
     "Rows as instances, records or columns in; class, class name and probabilities per row out."
-    predictor = ready_predictor()
-    X = predict_input(request_body(), predictor.feature_names, current_app.config["MAX_ROWS"])
+    predictor, config = ready_predictor(), current_app.config
+    X = predict_input(request_body(config["MAX_CONTENT_LENGTH"]), predictor.feature_names, config["MAX_ROWS"])
     return Response(served().renderer.render(predictor.predict(X)), mimetype="application/json")
 
 @routes.get("/health")
@@ -126,7 +136,7 @@ def openapi():
     "This API's OpenAPI 3.1 description."
     return json_response(current_app.extensions["wine_api.openapi"])
 
-# %% ../nbs/04_api.ipynb #8c11e212
+# %% ../nbs/04_api.ipynb #698fa42d
 def http_error_as_json(e:HTTPException) -> Response:
     "A werkzeug HTTP error (404, 405, 413...) in the API's error form, keeping its headers (`Allow` on a 405)."
     message = e.description
@@ -149,7 +159,7 @@ def register_error_handlers(app:Flask):
     app.register_error_handler(HTTPException, http_error_as_json)
     app.register_error_handler(Exception, unexpected_error_as_json)
 
-# %% ../nbs/04_api.ipynb #457811e6
+# %% ../nbs/04_api.ipynb #a1dcb2e5
 def _error_responses(*statuses) -> dict:
     reasons = {400: "Invalid JSON or an empty body", 404: "Unknown route", 405: "Method not allowed",
                413: "Too many rows or body too large", 415: "Body not sent as application/json",
@@ -235,7 +245,7 @@ def openapi_spec(feature_names:list, # the served model's features, in order
         "components": {"schemas": schemas},
     }
 
-# %% ../nbs/04_api.ipynb #372fc684
+# %% ../nbs/04_api.ipynb #fa6d438b
 DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)

@@ -1,0 +1,172 @@
+"""Benchmark: our server against a hello-world Flask app and the tutorial-style app, in one run, same gunicorn settings.
+
+    python bench/bench.py [--seconds 5] [--rounds 3]
+
+Starts each app on a loopback port with 2 workers (the settings of `wine-api serve`), loads it with wrk, and prints
+single-row requests/s and p50/p99 latency at concurrency 1 and 16, rows/s in 1000-row batches at concurrency 4, cold
+start (process start to first 200) and memory (PSS of master + workers), each with its ratio to the other apps.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from wine_api.data import load_wine_data
+
+HERE = Path(__file__).resolve().parent
+TUTORIAL_ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url, body: bytes) -> int:
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r: return r.status
+    except OSError: return 0
+
+
+class Server:
+    "One app under gunicorn on a free loopback port; measures its cold start."
+    def __init__(self, name):
+        self.name, self.port = name, free_port()
+        probe = json.dumps([TUTORIAL_ROW]).encode()
+        started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, str(HERE/"serve.py"), name, str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while post(self.url("/api/"), probe) != 200:
+            if self.proc.poll() is not None: raise RuntimeError(f"{name} exited with {self.proc.returncode}")
+            time.sleep(0.005)
+        self.cold_start = time.perf_counter() - started
+
+    def url(self, path): return f"http://127.0.0.1:{self.port}{path}"
+
+    def pss_mib(self) -> float:
+        "PSS of the master and its workers, MiB."
+        pids = [self.proc.pid] + [int(p) for p in (Path("/proc")/str(self.proc.pid)/"task"/str(self.proc.pid)/"children").read_text().split()]
+        kib = 0
+        for pid in pids:
+            rollup = (Path("/proc")/str(pid)/"smaps_rollup").read_text()
+            kib += int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1))
+        return kib / 1024
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def wrk(url, body: bytes, connections: int, seconds: float) -> dict:
+    "Requests/s and p50/p99 latency (ms) from a wrk run POSTing `body`; fails on any non-2xx answer."
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        f.write(body); f.flush()
+        out = subprocess.run(["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "--latency",
+                              "-s", str(HERE/"post.lua"), url], capture_output=True, text=True,
+                             env={**os.environ, "BODY_FILE": f.name}, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out: raise RuntimeError(f"errors during the run:\n{out}")
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    latency = lambda p: (lambda m: float(m.group(1)) * unit[m.group(2)])(re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M))
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": latency(50), "p99": latency(99)}
+
+
+def bodies():
+    X = load_wine_data().X.to_numpy()
+    batch = X[np.random.default_rng(0).integers(0, len(X), 1000)].tolist()
+    return {"row": json.dumps([TUTORIAL_ROW]).encode(), "batch": json.dumps(batch).encode(),
+            "predict_row": json.dumps({"instances": [TUTORIAL_ROW]}).encode(),
+            "predict_batch": json.dumps({"instances": batch}).encode()}
+
+
+def cold_start(name, starts=3) -> float:
+    "Median seconds from starting `name` to its first 200."
+    times = []
+    for _ in range(starts):
+        server = Server(name)
+        times.append(server.cold_start)
+        server.stop()
+    return statistics.median(times)
+
+
+def median_run(samples: list) -> dict:
+    return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all runs; medians are reported")
+    args = parser.parse_args()
+    if not shutil.which("wrk"): sys.exit("wrk is needed: apt-get install wrk")
+    b = bodies()
+    plan = [("hello", "c1", "/api/", b["row"], 1), ("hello", "c16", "/api/", b["row"], 16),
+            ("tutorial", "c1", "/api/", b["row"], 1), ("tutorial", "c16", "/api/", b["row"], 16),
+            ("tutorial", "batch", "/api/", b["batch"], 4),
+            ("wine_api", "c1", "/api/", b["row"], 1), ("wine_api", "c16", "/api/", b["row"], 16),
+            ("wine_api", "batch", "/api/", b["batch"], 4),
+            ("wine_api", "predict_c1", "/predict", b["predict_row"], 1),
+            ("wine_api", "predict_c16", "/predict", b["predict_row"], 16),
+            ("wine_api", "predict_batch", "/predict", b["predict_batch"], 4)]
+    names = ("hello", "tutorial", "wine_api")
+    results = {name: {"cold_start_s": cold_start(name)} for name in names}
+    servers = {name: Server(name) for name in names}
+    try:
+        samples = {}
+        for _ in range(args.rounds):  # interleaved, so a slow minute of the machine hits every app alike
+            for name, label, path, body, connections in plan:
+                samples.setdefault((name, label), []).append(wrk(servers[name].url(path), body, connections, args.seconds))
+        for (name, label), runs in samples.items(): results[name][label] = median_run(runs)
+        for name, server in servers.items(): results[name]["pss_mib"] = server.pss_mib()
+    finally:
+        for server in servers.values(): server.stop()
+    report(results)
+    (HERE/"results.json").write_text(json.dumps(results, indent=2))
+
+
+def report(r):
+    hello, tut, ours = r["hello"], r["tutorial"], r["wine_api"]
+    print(f"\n{'':34}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'× hello':>9}{'× tutorial':>11}")
+    for app, label, run in [("hello", "single row c1", "c1"), ("hello", "single row c16", "c16"),
+                            ("tutorial", "single row c1", "c1"), ("tutorial", "single row c16", "c16"),
+                            ("wine_api", "/api/ single row c1", "c1"), ("wine_api", "/api/ single row c16", "c16"),
+                            ("wine_api", "/predict single row c1", "predict_c1"),
+                            ("wine_api", "/predict single row c16", "predict_c16")]:
+        m, c = r[app][run], run[-3:] if run.endswith("c16") else "c1"
+        print(f"{app + ' ' + label:34}{m['rps']:9.0f}{m['p50']:8.2f}{m['p99']:8.2f}"
+              f"{m['rps'] / hello[c]['rps']:9.2f}{m['rps'] / tut[c]['rps']:11.2f}")
+    print(f"\n{'1000-row batches, c4':34}{'rows/s':>11}{'× tutorial':>11}")
+    for app, run in [("tutorial", "batch"), ("wine_api /api/", "batch"), ("wine_api /predict", "predict_batch")]:
+        m = r[app.split()[0]][run]
+        print(f"{app:34}{m['rps'] * 1000:11.0f}{m['rps'] / tut['batch']['rps']:11.2f}")
+    print(f"\n{'':34}{'cold start s':>13}{'PSS MiB':>9}")
+    for app in ("hello", "tutorial", "wine_api"):
+        print(f"{app:34}{r[app]['cold_start_s']:13.2f}{r[app]['pss_mib']:9.1f}")
+    print(f"wine_api / hello: cold start {ours['cold_start_s'] / hello['cold_start_s']:.2f}×, PSS {ours['pss_mib'] / hello['pss_mib']:.2f}×;"
+          f" wine_api / tutorial: cold start {ours['cold_start_s'] / tut['cold_start_s']:.2f}×, PSS {ours['pss_mib'] / tut['pss_mib']:.2f}×")
+    checks = [("/api/ single row c16 >= 0.9x hello", ours["c16"]["rps"] / hello["c16"]["rps"], 0.9),
+              ("/predict single row c16 >= 0.9x hello", ours["predict_c16"]["rps"] / hello["c16"]["rps"], 0.9),
+              ("/api/ 1000-row batches >= 1.5x tutorial", ours["batch"]["rps"] / tut["batch"]["rps"], 1.5),
+              ("/predict 1000-row batches >= 0.75x tutorial", ours["predict_batch"]["rps"] / tut["batch"]["rps"], 0.75),
+              ("cold start < 1 s", 1 / ours["cold_start_s"], 1.0),
+              ("PSS below the tutorial app's", tut["pss_mib"] / ours["pss_mib"], 1.0)]
+    print("\ntargets:")
+    for label, ratio, target in checks:
+        print(f"  {'PASS' if ratio >= target else 'FAIL'}  {label}  ({ratio:.2f} vs {target})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"Run one of the benchmarked apps under the gunicorn settings `wine-api serve` uses: `python bench/serve.py APP PORT`."
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from wine_api.cli import gunicorn_options, run_gunicorn
+
+name, port = sys.argv[1], int(sys.argv[2])
+if name == "wine_api":
+    from wine_api.api import create_app as factory
+else:
+    import apps
+    factory = getattr(apps, f"{name}_app")
+run_gunicorn(factory(), gunicorn_options(port=port, workers=2))
