@@ -38,3 +38,45 @@ def default_run(tmp_path_factory):
     run = train_into(tmp_path_factory.mktemp("default"))
     assert run.proc.returncode == 0, run.proc.stderr
     return run
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    "`wine-api serve` (gunicorn, 2 workers) on a free loopback port; stopped by its PID."
+    def __init__(self, *args, env=None, port=None, wait=True):
+        import os, time, requests
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([str(WINE_API), "serve", "--port", str(self.port), *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        if not wait: return
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None: raise RuntimeError(f"server exited: {self.proc.stderr.read()}")
+            try:
+                if requests.get(self.url + "/ready", timeout=1).status_code == 200: return
+            except requests.ConnectionError: time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not become ready")
+
+    def stop(self, sig=None):
+        import signal
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    "The bundled model served by a real gunicorn on loopback, with small limits to test them."
+    server = LiveServer("--max-rows", 50, "--max-body-bytes", 20_000)
+    yield server
+    server.stop()

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['WineApiClientError', 'ServerUnavailable', 'ServerError', 'predict_body', 'WineApiClient']
 
-# %% ../nbs/05_client.ipynb #74443bb6
+# %% ../nbs/05_client.ipynb #94720f01
 import numpy as np
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-# %% ../nbs/05_client.ipynb #8ee53181
+# %% ../nbs/05_client.ipynb #a3243b71
 class WineApiClientError(Exception):
     "Base of the client's errors."
 
@@ -25,18 +25,18 @@ class ServerError(WineApiClientError):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message, self.details = status, code, message, details or []
 
-# %% ../nbs/05_client.ipynb #faaf8394
+# %% ../nbs/05_client.ipynb #fb662b0d
 def predict_body(rows, # list of lists or of dicts, numpy array, or pandas DataFrame
                 ) -> dict:
     "The `/predict` body for `rows`."
     if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):  # a pandas DataFrame
-        return {"columns": [str(c) for c in rows.columns], "data": rows.to_numpy()}
-    if isinstance(rows, np.ndarray): return {"instances": rows}
+        return {"columns": [str(c) for c in rows.columns], "data": np.ascontiguousarray(rows.to_numpy())}
+    if isinstance(rows, np.ndarray): return {"instances": np.ascontiguousarray(rows)}
     rows = list(rows)
     if rows and all(isinstance(r, dict) for r in rows): return {"records": rows}
     return {"instances": rows}
 
-# %% ../nbs/05_client.ipynb #e18c2da3
+# %% ../nbs/05_client.ipynb #8e0ba9cb
 class WineApiClient:
     "A client for a running wine_api server."
     def __init__(self, url:str="http://127.0.0.1:5000", # the server's base URL
@@ -75,7 +75,7 @@ class WineApiClient:
 
     def predict_classes(self, rows:list) -> list:
         "Predicted classes only, through the tutorial's route (`POST /api/`): rows in model feature order."
-        return self._call("POST", "/api/", np.asarray(rows) if isinstance(rows, np.ndarray) else list(rows)).json()
+        return self._call("POST", "/api/", np.ascontiguousarray(rows) if isinstance(rows, np.ndarray) else list(rows)).json()
 
     def health(self) -> dict:
         "The liveness answer (`GET /health`)."
