@@ -8,10 +8,10 @@ __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'TREE_FILE', 'MANIFEST_FILE', 'CURREN
            'write_new_file', 'replace_file', 'runtime_versions', 'file_digest', 'build_manifest', 'export_tree',
            'tree_to_bytes', 'tree_from_bytes', 'versions_dir', 'list_versions', 'current_version', 'set_current',
            'Artifact', 'LoadedModel', 'LoadedTree', 'save_model', 'read_manifest', 'resolve_version_dir',
-           'check_format', 'check_pickle_compatible', 'read_verified_bytes', 'check_matches_manifest', 'load_model',
-           'check_tree_matches_manifest', 'load_tree', 'bundled_model_dir']
+           'check_format', 'check_pickle_compatible', 'read_verified_bytes', 'check_matches_manifest',
+           'read_checked_manifest', 'load_model', 'check_tree_matches_manifest', 'load_tree', 'bundled_model_dir']
 
-# %% ../nbs/01_store.ipynb #ef205a75
+# %% ../nbs/01_store.ipynb #7f46dcf3
 import hashlib
 import io
 import json
@@ -30,7 +30,7 @@ import numpy as np
 
 import wine_api
 
-# %% ../nbs/01_store.ipynb #7eefb6a7
+# %% ../nbs/01_store.ipynb #2d16a260
 FORMAT_VERSION = 1          # the manifest layout; bumped when it changes incompatibly
 MODEL_FILE = "model.pkl"    # the estimator, pickled: for Python users and retraining
 TREE_FILE = "tree.npz"      # a decision tree as plain arrays: what the server predicts from
@@ -38,7 +38,7 @@ MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
 
-# %% ../nbs/01_store.ipynb #e76a30cb
+# %% ../nbs/01_store.ipynb #9f535ef7
 class ModelStoreError(Exception):
     "The model store cannot give a usable model."
 
@@ -51,7 +51,7 @@ class ModelIntegrityError(ModelStoreError):
 class IncompatibleModelError(ModelStoreError):
     "The artifact was written by an environment this one must not unpickle it in."
 
-# %% ../nbs/01_store.ipynb #b723304a
+# %% ../nbs/01_store.ipynb #ff809648
 def fsync_dir(path:Path): # directory whose entries (new or renamed files) must reach the disk
     "Flush a directory's entries to disk, so a rename in it survives a crash."
     fd = os.open(path, os.O_RDONLY)
@@ -81,7 +81,7 @@ def replace_file(path:Path, # file to replace (or create)
         raise
     fsync_dir(path.parent)
 
-# %% ../nbs/01_store.ipynb #1584d03a
+# %% ../nbs/01_store.ipynb #eae846ad
 def runtime_versions() -> dict:
     "The versions of what reads and writes pickles here: Python, scikit-learn, numpy."
     return {"python": platform.python_version(), "scikit_learn": installed_version("scikit-learn"),
@@ -115,7 +115,7 @@ def build_manifest(files:dict,         # file name -> bytes, exactly as written 
         "class_names": list(class_names),
     }
 
-# %% ../nbs/01_store.ipynb #cc63058a
+# %% ../nbs/01_store.ipynb #3b04a982
 TREE_ARRAYS = ("feature", "threshold", "left", "right", "probabilities", "classes", "depth")
 
 def export_tree(tree, # a fitted `DecisionTreeClassifier`
@@ -142,7 +142,7 @@ def tree_from_bytes(data:bytes) -> dict:
     "The arrays of an `.npz` file, refusing anything that would need unpickling."
     with np.load(io.BytesIO(data), allow_pickle=False) as npz: return {name: npz[name] for name in npz.files}
 
-# %% ../nbs/01_store.ipynb #4846c3af
+# %% ../nbs/01_store.ipynb #a1901336
 def versions_dir(model_dir) -> Path: return Path(model_dir)/VERSIONS_DIR
 
 def list_versions(model_dir, # the store
@@ -171,7 +171,7 @@ def set_current(model_dir, # the store
         raise ModelNotFoundError(f"version {version} is not in {model_dir}; versions: {list_versions(model_dir)}")
     replace_file(Path(model_dir)/CURRENT_FILE, f"{version}\n".encode())
 
-# %% ../nbs/01_store.ipynb #73cc538e
+# %% ../nbs/01_store.ipynb #825aaa9b
 @dataclass(frozen=True)
 class Artifact:
     "A verified model version: its manifest and directory."
@@ -195,7 +195,7 @@ class LoadedTree(Artifact):
     "A verified decision tree as plain arrays (see `export_tree`); nothing unpickled."
     arrays: dict = None       # the tree's arrays
 
-# %% ../nbs/01_store.ipynb #6fe5ced2
+# %% ../nbs/01_store.ipynb #305c1270
 def _publish_version(tmp_dir:Path, model_dir, manifest_for) -> Path:
     "Rename `tmp_dir` to the next free version number, rewriting its manifest for that number; the new directory."
     while True:
@@ -234,7 +234,7 @@ def save_model(model,                 # a fitted scikit-learn estimator
     if make_current: set_current(model_dir, int(version_dir.name))
     return LoadedModel(read_manifest(version_dir), version_dir, model)
 
-# %% ../nbs/01_store.ipynb #93b38be8
+# %% ../nbs/01_store.ipynb #52971f49
 def read_manifest(version_dir:Path, # a version directory
                  ) -> dict:
     "The manifest of `version_dir`."
@@ -251,7 +251,7 @@ def resolve_version_dir(path, # a store (with `CURRENT`) or a version directory 
     if not path.is_dir(): raise ModelNotFoundError(f"no model at {path}: no such directory")
     return versions_dir(path)/str(current_version(path))
 
-# %% ../nbs/01_store.ipynb #3e03ab5f
+# %% ../nbs/01_store.ipynb #79231db8
 def _minor_series(version:str) -> tuple: return tuple(version.split(".")[:2])
 
 def check_format(manifest:dict, # a model's manifest
@@ -293,19 +293,25 @@ def check_matches_manifest(estimator, manifest:dict, where=""):
         raise ModelIntegrityError(f"model at {where} does not fit its manifest: expected {n_features} features "
                                   f"and {n_classes} classes")
 
-# %% ../nbs/01_store.ipynb #54855d0c
-def load_model(path, # a store (follows `CURRENT`) or a version directory
-              ) -> LoadedModel:
-    "Load and verify a model; raises a `ModelStoreError` that says why when it cannot."
+# %% ../nbs/01_store.ipynb #20fb457e
+def read_checked_manifest(path, # a store (follows `CURRENT`) or a version directory
+                         ) -> tuple:
+    "The version directory `path` designates and its manifest, of a format this code reads."
     version_dir = resolve_version_dir(path)
     manifest = read_manifest(version_dir)
     check_format(manifest, version_dir)
+    return version_dir, manifest
+
+def load_model(path, # a store (follows `CURRENT`) or a version directory
+              ) -> LoadedModel:
+    "Load and verify a model; raises a `ModelStoreError` that says why when it cannot."
+    version_dir, manifest = read_checked_manifest(path)
     check_pickle_compatible(manifest, version_dir)
     estimator = pickle.loads(read_verified_bytes(version_dir, manifest))
     check_matches_manifest(estimator, manifest, version_dir)
     return LoadedModel(manifest, version_dir, estimator)
 
-# %% ../nbs/01_store.ipynb #e55c8484
+# %% ../nbs/01_store.ipynb #72eb5291
 def check_tree_matches_manifest(arrays:dict, manifest:dict, where=""):
     "Refuse tree arrays that are incomplete or disagree with the manifest's features and classes."
     n_features, n_classes = len(manifest["features"]), len(manifest["class_names"])
@@ -322,14 +328,12 @@ def check_tree_matches_manifest(arrays:dict, manifest:dict, where=""):
 def load_tree(path, # a store (follows `CURRENT`) or a version directory
              ) -> LoadedTree:
     "Load and verify a decision tree's arrays, unpickling nothing; raises a `ModelStoreError` that says why when it cannot."
-    version_dir = resolve_version_dir(path)
-    manifest = read_manifest(version_dir)
-    check_format(manifest, version_dir)
+    version_dir, manifest = read_checked_manifest(path)
     arrays = tree_from_bytes(read_verified_bytes(version_dir, manifest, TREE_FILE))
     check_tree_matches_manifest(arrays, manifest, version_dir)
     return LoadedTree(manifest, version_dir, arrays)
 
-# %% ../nbs/01_store.ipynb #c03d9c02
+# %% ../nbs/01_store.ipynb #48706475
 def bundled_model_dir() -> Path:
     "The store shipped inside the package: the default model, trained by the training notebook's default run."
     return Path(wine_api.__file__).parent/"models"
