@@ -8,7 +8,7 @@ __all__ = ['PUBLIC_MANIFEST', 'routes', 'DEFAULT_CONFIG', 'json_response', 'Pred
            'health', 'ready', 'model_info', 'openapi', 'http_error_as_json', 'unexpected_error_as_json',
            'register_error_handlers', 'openapi_spec', 'create_app']
 
-# %% ../nbs/04_api.ipynb #7fdfff34
+# %% ../nbs/04_api.ipynb #c272c5f6
 import logging
 from dataclasses import dataclass
 
@@ -22,7 +22,7 @@ from .predict import (ModelUnavailable, Prediction, Predictor, UnsupportedMediaT
                               decode_json, load_predictor, predict_input, tutorial_input)
 from .store import ModelStoreError, bundled_model_dir
 
-# %% ../nbs/04_api.ipynb #0fa98d74
+# %% ../nbs/04_api.ipynb #7d1dd43e
 def json_response(payload, # anything orjson can write, numpy arrays included
                   status:int=200) -> Response:
     "A JSON response written by orjson."
@@ -49,7 +49,7 @@ def render_prediction(predictor:Predictor, prediction:Prediction) -> dict:
          "probabilities": dict(zip(predictor.class_names, p.tolist()))}
         for c, p in zip(prediction.classes, prediction.probabilities)]}
 
-# %% ../nbs/04_api.ipynb #4f67100a
+# %% ../nbs/04_api.ipynb #2a8a9e3f
 PUBLIC_MANIFEST = ("model_version", "model_class", "trained_at", "training_seconds", "params", "metrics", "features",
                    "class_names", "runtime")
 
@@ -71,35 +71,37 @@ class ServedModel:
         "The manifest's public part: version, metrics, parameters, features with their ranges, classes."
         return {k: self.predictor.artifact.manifest[k] for k in PUBLIC_MANIFEST}
 
-# %% ../nbs/04_api.ipynb #b77be4e4
+# %% ../nbs/04_api.ipynb #6d78af2e
 routes = Blueprint("wine_api", __name__)
 
 def served() -> ServedModel: return current_app.extensions["wine_api"]
 
-def ready_predictor() -> Predictor:
+def ready_predictor(model:ServedModel=None) -> Predictor:
     "The loaded predictor, or `ModelUnavailable` saying why there is none."
-    model = served()
+    model = model or served()
     if model.predictor is None: raise ModelUnavailable(f"no model is loaded: {model.error}")
     return model.predictor
 
-def read_body(limit:int, # most bytes accepted (`MAX_CONTENT_LENGTH`)
+def read_body(environ:dict, # the WSGI environment of the request
+              limit:int,    # most bytes accepted (`MAX_CONTENT_LENGTH`)
              ) -> bytes:
     "The request body; 413 beyond `limit`."
-    length = request.environ.get("CONTENT_LENGTH")
+    length = environ.get("CONTENT_LENGTH")
     if not length: return request.get_data(cache=False)  # chunked: werkzeug's stream enforces the limit
     if not length.isdigit(): raise WineApiError(f"invalid Content-Length {length!r}")
     if limit is not None and int(length) > limit: raise RequestEntityTooLarge()
-    return request.environ["wsgi.input"].read(int(length))
+    return environ["wsgi.input"].read(int(length))
 
 def request_body(limit:int): # most bytes accepted
     "The request's JSON body, decoded; 415 unless it is sent as `application/json`."
-    mimetype = request.environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    environ = request.environ
+    mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if mimetype != "application/json":
         raise UnsupportedMediaType(f"send the body as JSON with 'Content-Type: application/json'; "
                                    f"got {mimetype or 'no Content-Type'!r}")
-    return decode_json(read_body(limit))
+    return decode_json(read_body(environ, limit))
 
-# %% ../nbs/04_api.ipynb #af1ff0ae
+# %% ../nbs/04_api.ipynb #fd074a79
 @routes.post("/api/")
 def tutorial_predict():
     "The tutorial's route: a list of rows of 13 numbers in, a list of predicted classes out."
@@ -111,9 +113,10 @@ def tutorial_predict():
 @routes.post("/predict")
 def predict():
     "Rows as instances, records or columns in; class, class name and probabilities per row out."
-    predictor, config = ready_predictor(), current_app.config
+    model, config = served(), current_app.config
+    predictor = ready_predictor(model)
     X = predict_input(request_body(config["MAX_CONTENT_LENGTH"]), predictor.feature_names, config["MAX_ROWS"])
-    return Response(served().renderer.render(predictor.predict(X)), mimetype="application/json")
+    return Response(model.renderer.render(predictor.predict(X)), mimetype="application/json")
 
 @routes.get("/health")
 def health():
@@ -136,7 +139,7 @@ def openapi():
     "This API's OpenAPI 3.1 description."
     return json_response(current_app.extensions["wine_api.openapi"])
 
-# %% ../nbs/04_api.ipynb #698fa42d
+# %% ../nbs/04_api.ipynb #942dce97
 def http_error_as_json(e:HTTPException) -> Response:
     "A werkzeug HTTP error (404, 405, 413...) in the API's error form, keeping its headers (`Allow` on a 405)."
     message = e.description
@@ -159,7 +162,7 @@ def register_error_handlers(app:Flask):
     app.register_error_handler(HTTPException, http_error_as_json)
     app.register_error_handler(Exception, unexpected_error_as_json)
 
-# %% ../nbs/04_api.ipynb #a1dcb2e5
+# %% ../nbs/04_api.ipynb #bc1c0567
 def _error_responses(*statuses) -> dict:
     reasons = {400: "Invalid JSON or an empty body", 404: "Unknown route", 405: "Method not allowed",
                413: "Too many rows or body too large", 415: "Body not sent as application/json",
@@ -245,7 +248,7 @@ def openapi_spec(feature_names:list, # the served model's features, in order
         "components": {"schemas": schemas},
     }
 
-# %% ../nbs/04_api.ipynb #fa6d438b
+# %% ../nbs/04_api.ipynb #7609d741
 DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)
