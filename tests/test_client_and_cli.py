@@ -53,12 +53,13 @@ def test_client_retries_until_a_starting_server_is_up():
         holder["server"].stop()
 
 
-def test_serve_on_a_trained_store_and_stop_cleanly_on_sigterm(depth3_run):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_serve_on_a_trained_store_and_stop_cleanly(depth3_run, stop_signal):
     server = LiveServer("--model", depth3_run.store, "--workers", 1)
     try:
         info = WineApiClient(server.url).model_info()
         assert info["params"]["max_depth"] == 3
-    finally: code = server.stop(signal.SIGTERM)
+    finally: code = server.stop(stop_signal)
     assert code == 0
     assert f"serving model version 1 ({depth3_run.store.resolve()/'versions'/'1'})" in server.proc.stderr.read()
 
