@@ -8,7 +8,7 @@ __all__ = ['PUBLIC_MANIFEST', 'routes', 'DEFAULT_CONFIG', 'json_response', 'Pred
            'health', 'ready', 'model_info', 'openapi', 'http_error_as_json', 'unexpected_error_as_json',
            'register_error_handlers', 'openapi_spec', 'create_app']
 
-# %% ../nbs/04_api.ipynb #c272c5f6
+# %% ../nbs/04_api.ipynb #5b7b5bba
 import logging
 from dataclasses import dataclass
 
@@ -22,7 +22,7 @@ from .predict import (ModelUnavailable, Prediction, Predictor, UnsupportedMediaT
                               decode_json, load_predictor, predict_input, tutorial_input)
 from .store import ModelStoreError, bundled_model_dir
 
-# %% ../nbs/04_api.ipynb #7d1dd43e
+# %% ../nbs/04_api.ipynb #3604ff7f
 def json_response(payload, # anything orjson can write, numpy arrays included
                   status:int=200) -> Response:
     "A JSON response written by orjson."
@@ -49,7 +49,7 @@ def render_prediction(predictor:Predictor, prediction:Prediction) -> dict:
          "probabilities": dict(zip(predictor.class_names, p.tolist()))}
         for c, p in zip(prediction.classes, prediction.probabilities)]}
 
-# %% ../nbs/04_api.ipynb #2a8a9e3f
+# %% ../nbs/04_api.ipynb #119784e9
 PUBLIC_MANIFEST = ("model_version", "model_class", "trained_at", "training_seconds", "params", "metrics", "features",
                    "class_names", "runtime")
 
@@ -71,7 +71,7 @@ class ServedModel:
         "The manifest's public part: version, metrics, parameters, features with their ranges, classes."
         return {k: self.predictor.artifact.manifest[k] for k in PUBLIC_MANIFEST}
 
-# %% ../nbs/04_api.ipynb #6d78af2e
+# %% ../nbs/04_api.ipynb #e57c159b
 routes = Blueprint("wine_api", __name__)
 
 def served() -> ServedModel: return current_app.extensions["wine_api"]
@@ -101,7 +101,7 @@ def request_body(limit:int): # most bytes accepted
                                    f"got {mimetype or 'no Content-Type'!r}")
     return decode_json(read_body(environ, limit))
 
-# %% ../nbs/04_api.ipynb #fd074a79
+# %% ../nbs/04_api.ipynb #0271b1d6
 @routes.post("/api/")
 def tutorial_predict():
     "The tutorial's route: a list of rows of 13 numbers in, a list of predicted classes out."
@@ -139,7 +139,7 @@ def openapi():
     "This API's OpenAPI 3.1 description."
     return json_response(current_app.extensions["wine_api.openapi"])
 
-# %% ../nbs/04_api.ipynb #942dce97
+# %% ../nbs/04_api.ipynb #f23545b1
 def http_error_as_json(e:HTTPException) -> Response:
     "A werkzeug HTTP error (404, 405, 413...) in the API's error form, keeping its headers (`Allow` on a 405)."
     message = e.description
@@ -162,7 +162,7 @@ def register_error_handlers(app:Flask):
     app.register_error_handler(HTTPException, http_error_as_json)
     app.register_error_handler(Exception, unexpected_error_as_json)
 
-# %% ../nbs/04_api.ipynb #bc1c0567
+# %% ../nbs/04_api.ipynb #d10c1b88
 def _error_responses(*statuses) -> dict:
     reasons = {400: "Invalid JSON or an empty body", 404: "Unknown route", 405: "Method not allowed",
                413: "Too many rows or body too large", 415: "Body not sent as application/json",
@@ -248,7 +248,7 @@ def openapi_spec(feature_names:list, # the served model's features, in order
         "components": {"schemas": schemas},
     }
 
-# %% ../nbs/04_api.ipynb #7609d741
+# %% ../nbs/04_api.ipynb #0ede7ee7
 DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)
@@ -258,7 +258,7 @@ DEFAULT_CONFIG = dict(
 def create_app(test_config:dict=None, # settings that override the defaults and the environment
               ) -> Flask:
     "The wine_api Flask app, with its model loaded and verified."
-    app = Flask("wine_api")
+    app = Flask("wine_api", static_folder=None)  # an API: no static files route
     app.config.from_mapping(DEFAULT_CONFIG)
     app.config.from_prefixed_env("WINE_API")
     if test_config: app.config.from_mapping(test_config)
