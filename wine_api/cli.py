@@ -7,7 +7,7 @@ __all__ = ['training_notebook', 'parse_value', 'notebook_parameters', 'resolve_p
            'read_result', 'run_training', 'format_result', 'cli', 'train', 'gunicorn_options', 'run_gunicorn', 'serve',
            'csv_number', 'read_rows', 'predict_here', 'format_table', 'explain', 'predict']
 
-# %% ../nbs/06_cli.ipynb #2d8976e9
+# %% ../nbs/06_cli.ipynb #3373824c
 import ast
 import csv
 import io
@@ -21,7 +21,7 @@ import orjson
 
 import wine_api
 
-# %% ../nbs/06_cli.ipynb #1bf1b7e8
+# %% ../nbs/06_cli.ipynb #d0d62b0a
 def training_notebook() -> Path:
     "The training notebook `wine-api train` executes."
     return Path(wine_api.__file__).parent/"notebooks"/"train.ipynb"
@@ -37,7 +37,7 @@ def notebook_parameters(path, # a notebook with a `parameters` cell
     import papermill
     return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(path)).items()}
 
-# %% ../nbs/06_cli.ipynb #b8a9f02e
+# %% ../nbs/06_cli.ipynb #a64bf24c
 def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VALUE`
                        defaults:dict, # the notebook's parameters and their defaults
                       ) -> dict:
@@ -51,7 +51,7 @@ def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VA
     check_training_params(**params)
     return params
 
-# %% ../nbs/06_cli.ipynb #19d88a1e
+# %% ../nbs/06_cli.ipynb #eb3e7379
 class TrainingRunError(RuntimeError):
     "The training notebook raised in one of its cells."
 
@@ -87,7 +87,7 @@ def run_training(params:dict,       # parameters to inject, `model_dir` included
                                f"no model was saved.") from None
     return read_result(report)
 
-# %% ../nbs/06_cli.ipynb #0fb8c087
+# %% ../nbs/06_cli.ipynb #91d05d11
 def format_result(result:dict) -> str:
     "What a finished run says: the version, where it is, its scores."
     m = result["metrics"]
@@ -98,7 +98,7 @@ def format_result(result:dict) -> str:
         f"   macro-F1 {m['cv_f1_macro_mean']:.3f} ± {m['cv_f1_macro_std']:.3f}",
         f"  tree depth {m['tree_depth']}, {m['tree_leaves']} leaves"])
 
-# %% ../nbs/06_cli.ipynb #44200a0b
+# %% ../nbs/06_cli.ipynb #8e2fb24b
 @click.group()
 @click.version_option(wine_api.__version__, prog_name="wine-api")
 def cli():
@@ -130,7 +130,7 @@ def train(overrides, model_dir, report_dir, current, list_params, quiet):
     except TrainingRunError as e: raise click.ClickException(str(e)) from None
     click.echo(format_result(result))
 
-# %% ../nbs/06_cli.ipynb #d9bac7aa
+# %% ../nbs/06_cli.ipynb #cb83c2e9
 def gunicorn_options(host:str="127.0.0.1", # interface to listen on
                      port:int=5000,        # TCP port
                      workers:int=2,        # worker processes
@@ -157,7 +157,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     Server().run()
 
-# %% ../nbs/06_cli.ipynb #04ca8106
+# %% ../nbs/06_cli.ipynb #daf109fa
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
@@ -179,7 +179,7 @@ def serve(host, port, workers, threads, model_path, max_rows, max_body_bytes, ac
                f"at http://{host}:{port} with {workers} workers; POST /predict, spec at /openapi.json", err=True)
     run_gunicorn(app, gunicorn_options(host, port, workers, threads, access_log))
 
-# %% ../nbs/06_cli.ipynb #fc5705e5
+# %% ../nbs/06_cli.ipynb #2e0c4da3
 def csv_number(cell:str):
     "A CSV cell as a number when it is one; else the text, for validation to name; empty is null."
     cell = cell.strip()
@@ -220,7 +220,7 @@ def format_table(answer:dict) -> str:
                      "  ".join(f"{p['probabilities'][n]:>8.3f}" for n in names))
     return "\n".join(lines + [f"model version {answer['model_version']}"])
 
-# %% ../nbs/06_cli.ipynb #100b2cd5
+# %% ../nbs/06_cli.ipynb #30fcd0fc
 def explain(error) -> str:
     "A `WineApiError` or `ServerError` as lines for the terminal: the message, then each detail."
     lines = [error.message] + [f"  row {d.get('row', '-')}, {d.get('feature', '-')}: {d['message']}" for d in error.details[1:]]
@@ -239,7 +239,7 @@ def predict(source, url, model_path, kind, output):
     from wine_api.predict import WineApiError
     try:
         body = read_rows(source.read(), kind)
-        answer = WineApiClient(url)._call("POST", "/predict", body).json() if url else predict_here(body, model_path)
+        answer = WineApiClient(url).predict(body) if url else predict_here(body, model_path)
     except (WineApiError, ServerError) as e: raise click.ClickException(explain(e)) from None
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(format_table(answer) if output == "table" else orjson.dumps(answer).decode())

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['WineApiClientError', 'ServerUnavailable', 'ServerError', 'predict_body', 'WineApiClient']
 
-# %% ../nbs/05_client.ipynb #94720f01
+# %% ../nbs/05_client.ipynb #9d210551
 import numpy as np
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-# %% ../nbs/05_client.ipynb #a3243b71
+# %% ../nbs/05_client.ipynb #e7d793a6
 class WineApiClientError(Exception):
     "Base of the client's errors."
 
@@ -25,10 +25,11 @@ class ServerError(WineApiClientError):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message, self.details = status, code, message, details or []
 
-# %% ../nbs/05_client.ipynb #fb662b0d
+# %% ../nbs/05_client.ipynb #968079a3
 def predict_body(rows, # list of lists or of dicts, numpy array, or pandas DataFrame
                 ) -> dict:
-    "The `/predict` body for `rows`."
+    "The `/predict` body for `rows`; a dict is taken as a `/predict` body already."
+    if isinstance(rows, dict): return rows
     if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):  # a pandas DataFrame
         return {"columns": [str(c) for c in rows.columns], "data": np.ascontiguousarray(rows.to_numpy())}
     if isinstance(rows, np.ndarray): return {"instances": np.ascontiguousarray(rows)}
@@ -36,7 +37,7 @@ def predict_body(rows, # list of lists or of dicts, numpy array, or pandas DataF
     if rows and all(isinstance(r, dict) for r in rows): return {"records": rows}
     return {"instances": rows}
 
-# %% ../nbs/05_client.ipynb #8e0ba9cb
+# %% ../nbs/05_client.ipynb #241a141a
 class WineApiClient:
     "A client for a running wine_api server."
     def __init__(self, url:str="http://127.0.0.1:5000", # the server's base URL
@@ -70,7 +71,7 @@ class WineApiClient:
         return ServerError(response.status_code, error.get("code", ""), error.get("message", ""), error.get("details"))
 
     def predict(self, rows) -> dict:
-        "Class, class name and probabilities for each row, and the model version (`POST /predict`)."
+        "Class, class name and probabilities for each row, and the model version (`POST /predict`); see `predict_body`."
         return self._call("POST", "/predict", predict_body(rows)).json()
 
     def predict_classes(self, rows:list) -> list:
