@@ -179,3 +179,11 @@ def test_environment_variables_configure_the_app(monkeypatch):
     client = create_app().test_client()
     assert client.post("/api/", json=[TUTORIAL_ROW] * 3).status_code == 413
     assert client.post("/api/", json=[TUTORIAL_ROW] * 2).status_code == 200
+
+
+def test_an_unexpected_exception_is_a_500_that_reveals_nothing():
+    app = create_app()
+    app.add_url_rule("/boom", "boom", lambda: 1 / 0)
+    r = app.test_client().get("/boom")
+    assert r.status_code == 500 and r.json["error"]["code"] == "internal_error"
+    assert "ZeroDivision" not in r.get_data(as_text=True) and "Traceback" not in r.get_data(as_text=True)

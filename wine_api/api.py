@@ -8,8 +8,7 @@ __all__ = ['PUBLIC_MANIFEST', 'routes', 'DEFAULT_CONFIG', 'json_response', 'Pred
            'model_info', 'openapi', 'http_error_as_json', 'unexpected_error_as_json', 'register_error_handlers',
            'openapi_spec', 'create_app']
 
-# %% ../nbs/04_api.ipynb #dce32e85
-import logging
+# %% ../nbs/04_api.ipynb #c3a9055f
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,10 +18,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import wine_api
 from .predict import (ModelUnavailable, Prediction, Predictor, UnsupportedMediaType, WineApiError,
-                              decode_json, load_predictor, predict_input, tutorial_input)
+                              decode_json, error_body, load_predictor, predict_input, tutorial_input)
 from .store import ModelStoreError, bundled_model_dir
 
-# %% ../nbs/04_api.ipynb #aa03ebd6
+# %% ../nbs/04_api.ipynb #9f1872ed
 def json_response(payload, # anything orjson can write, numpy arrays included
                   status:int=200) -> Response:
     "A JSON response written by orjson."
@@ -42,7 +41,7 @@ class PredictionRenderer:
         "The JSON body answering `prediction`."
         return self.head + b",".join(self.fragments[prediction.leaves].tolist()) + b"]}"
 
-# %% ../nbs/04_api.ipynb #e1c7ebf7
+# %% ../nbs/04_api.ipynb #a1360609
 PUBLIC_MANIFEST = ("model_version", "model_class", "trained_at", "training_seconds", "params", "metrics", "features",
                    "class_names", "runtime")
 
@@ -64,7 +63,7 @@ class ServedModel:
         "The manifest's public part: version, metrics, parameters, features with their ranges, classes."
         return {k: self.predictor.artifact.manifest[k] for k in PUBLIC_MANIFEST}
 
-# %% ../nbs/04_api.ipynb #4063629e
+# %% ../nbs/04_api.ipynb #2beac3e2
 routes = Blueprint("wine_api", __name__)
 
 def served() -> ServedModel: return current_app.extensions["wine_api"]
@@ -94,7 +93,7 @@ def request_body(limit:int): # most bytes accepted
                                    f"got {mimetype or 'no Content-Type'!r}")
     return decode_json(read_body(environ, limit))
 
-# %% ../nbs/04_api.ipynb #816bee14
+# %% ../nbs/04_api.ipynb #6d4a088e
 @routes.post("/api/")
 def tutorial_predict():
     "The tutorial's route: a list of rows of 13 numbers in, a list of predicted classes out."
@@ -132,14 +131,13 @@ def openapi():
     "This API's OpenAPI 3.1 description."
     return json_response(current_app.extensions["wine_api.openapi"])
 
-# %% ../nbs/04_api.ipynb #52a29719
+# %% ../nbs/04_api.ipynb #7e719dc9
 def http_error_as_json(e:HTTPException) -> Response:
     "A werkzeug HTTP error (404, 405, 413...) in the API's error form, keeping its headers (`Allow` on a 405)."
     message = e.description
     if isinstance(e, RequestEntityTooLarge):
         message = f"the request body is larger than the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes"
-    response = json_response({"error": {"code": e.name.lower().replace(" ", "_"), "message": message, "details": []}},
-                             e.code)
+    response = json_response(error_body(e.name.lower().replace(" ", "_"), message), e.code)
     for name, value in e.get_headers():
         if name.lower() != "content-type": response.headers[name] = value
     return response
@@ -147,15 +145,15 @@ def http_error_as_json(e:HTTPException) -> Response:
 def unexpected_error_as_json(e:Exception) -> Response:
     "Any other exception: logged with its traceback, answered with a 500 that reveals nothing."
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
-    return json_response({"error": {"code": "internal_error", "message": "the server failed to handle this request; "
-                                    "the error has been logged", "details": []}}, 500)
+    return json_response(error_body("internal_error", "the server failed to handle this request; "
+                                    "the error has been logged"), 500)
 
 def register_error_handlers(app:Flask):
     app.register_error_handler(WineApiError, lambda e: json_response(e.to_dict(), e.status))
     app.register_error_handler(HTTPException, http_error_as_json)
     app.register_error_handler(Exception, unexpected_error_as_json)
 
-# %% ../nbs/04_api.ipynb #6fb35a43
+# %% ../nbs/04_api.ipynb #ec4918f7
 def _error_responses(*statuses) -> dict:
     reasons = {400: "Invalid JSON or an empty body", 404: "Unknown route", 405: "Method not allowed",
                413: "Too many rows or body too large", 415: "Body not sent as application/json",
@@ -241,7 +239,7 @@ def openapi_spec(feature_names:list, # the served model's features, in order
         "components": {"schemas": schemas},
     }
 
-# %% ../nbs/04_api.ipynb #01ef77b7
+# %% ../nbs/04_api.ipynb #ee4e17f7
 DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)
