@@ -144,7 +144,7 @@ def main():
 
 def report(r):
     hello, tut, ours = r["hello"], r["tutorial"], r["wine_api"]
-    print(f"\nreq/s and latency: medians over rounds; ratios: medians of the rounds' paired ratios")
+    print("\nreq/s and latency: medians over rounds; ratios: medians of the rounds' paired ratios")
     print(f"\n{'':34}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'× hello':>9}{'× tutorial':>11}")
     for app, label, run in [("hello", "single row c1", "c1"), ("hello", "single row c16", "c16"),
                             ("tutorial", "single row c1", "c1"), ("tutorial", "single row c16", "c16"),

@@ -1,14 +1,13 @@
 "The Python client and the `wine-api serve / predict` commands against real gunicorn servers."
 import json
 import signal
-import time
 
-import pandas as pd
+
 import pytest
 
 from wine_api.client import ServerError, ServerUnavailable, WineApiClient
 from wine_api.data import load_wine_data
-from conftest import LiveServer, free_port, run_cli, train_into
+from conftest import LiveServer, free_port, run_cli
 
 TUTORIAL_ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from wine_api.store import (ModelIntegrityError, bundled_model_dir, current_version, list_versions, load_model,
+from wine_api.store import (ModelIntegrityError, current_version, list_versions, load_model,
                             read_manifest)
 
 

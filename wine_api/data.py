@@ -5,14 +5,13 @@
 # %% auto #0
 __all__ = ['WineData', 'load_wine_data', 'feature_schema']
 
-# %% ../nbs/00_data.ipynb #b0f8a98d
+# %% ../nbs/00_data.ipynb #15cedc8b
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 from sklearn.datasets import load_wine
 
-# %% ../nbs/00_data.ipynb #ce8fe387
+# %% ../nbs/00_data.ipynb #10085e16
 @dataclass(frozen=True)
 class WineData:
     "The wine data set: one row per wine, the 13 features, `target` (0-2) and `class_name`."
@@ -25,7 +24,7 @@ class WineData:
     @property
     def y(self) -> pd.Series: return self.frame["target"]
 
-# %% ../nbs/00_data.ipynb #99f74895
+# %% ../nbs/00_data.ipynb #3ae7d011
 def load_wine_data() -> WineData:
     "Load scikit-learn's wine data set as a `WineData`."
     bunch = load_wine(as_frame=True)
@@ -33,7 +32,7 @@ def load_wine_data() -> WineData:
     frame = bunch.frame.assign(class_name=pd.Categorical.from_codes(bunch.target, class_names))
     return WineData(frame, list(bunch.feature_names), class_names)
 
-# %% ../nbs/00_data.ipynb #add3a442
+# %% ../nbs/00_data.ipynb #8d040b53
 def feature_schema(X: pd.DataFrame, # training features, columns in model order
                   ) -> list:
     "The features of `X` in column order, each with the min and max it took: `[{'name', 'min', 'max'}, ...]`."

@@ -6,11 +6,7 @@
 __all__ = ['TRAINING_PARAMS', 'TrainingParameterError', 'make_tree', 'check_split_params', 'check_training_params', 'split_data',
            'as_model_input', 'cross_validate_tree', 'evaluate', 'plot_confusion_matrix', 'plot_feature_importances']
 
-# %% ../nbs/02_train.ipynb #31302d38
-import tempfile
-import time
-from pathlib import Path
-
+# %% ../nbs/02_train.ipynb #d316d028
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -19,10 +15,9 @@ from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils._param_validation import InvalidParameterError
 
-from .data import WineData, feature_schema, load_wine_data
-from .store import load_model, save_model
+from .data import WineData
 
-# %% ../nbs/02_train.ipynb #2dde6601
+# %% ../nbs/02_train.ipynb #9b773913
 TRAINING_PARAMS = ("random_state", "max_depth", "min_samples_leaf", "criterion", "test_size", "cv_folds")
 
 class TrainingParameterError(ValueError):
@@ -40,7 +35,7 @@ def make_tree(random_state=42,      # seed for the tree's tie-breaking between e
     except InvalidParameterError as e: raise TrainingParameterError(str(e)) from None
     return tree
 
-# %% ../nbs/02_train.ipynb #7fb12432
+# %% ../nbs/02_train.ipynb #5b7ac873
 def _is_number(x) -> bool: return isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_))
 
 def check_split_params(test_size=0.2, # share of rows held out for the final scores
@@ -58,7 +53,7 @@ def check_training_params(random_state, max_depth, min_samples_leaf, criterion, 
     check_split_params(test_size, cv_folds)
     return make_tree(random_state, max_depth, min_samples_leaf, criterion)
 
-# %% ../nbs/02_train.ipynb #dd420212
+# %% ../nbs/02_train.ipynb #935e6fdf
 def split_data(wine:WineData,   # the data set
                test_size=0.2,   # share of rows held out
                random_state=42, # seed of the shuffle
@@ -70,7 +65,7 @@ def as_model_input(X) -> np.ndarray:
     "Features as the C-ordered float32 array the tree computes on."
     return np.ascontiguousarray(X, dtype=np.float32)
 
-# %% ../nbs/02_train.ipynb #7ce37144
+# %% ../nbs/02_train.ipynb #5c543634
 def cross_validate_tree(tree:DecisionTreeClassifier, # an unfitted tree
                         X, y,                        # training features and classes
                         cv_folds=5,                  # number of stratified folds
@@ -91,7 +86,7 @@ def evaluate(tree:DecisionTreeClassifier, # a fitted tree
     return {"test_rows": len(y), "test_accuracy": float(accuracy_score(y, predicted)),
             "test_f1_macro": float(f1_score(y, predicted, average="macro"))}
 
-# %% ../nbs/02_train.ipynb #2c2b97ab
+# %% ../nbs/02_train.ipynb #41128c03
 def plot_confusion_matrix(tree, X, y, class_names:list): # class names in label order
     "Held-out confusion matrix: rows are true classes, columns predicted ones."
     display = ConfusionMatrixDisplay.from_predictions(y, tree.predict(X), display_labels=class_names, cmap="Blues",
