@@ -86,12 +86,12 @@ def test_a_failing_cell_exits_nonzero_names_the_cell_and_keeps_the_model(tmp_pat
     assert current_version(store) == 1 and load_model(store).manifest["params"]["max_depth"] == 3
 
 
-def _cell_status(report, marker):
-    "Papermill's status of the report's first cell whose source contains `marker` (None before the report exists)."
-    try: nb = json.loads(report.read_text())
-    except (OSError, ValueError): return None
-    cell = next(c for c in nb["cells"] if marker in "".join(c["source"]))
-    return cell["metadata"].get("papermill", {}).get("status")
+def _cell_statuses(report, *markers):
+    "Papermill's status of the first cell containing each marker, from one read of the report (None if unreadable)."
+    try: cells = json.loads(report.read_text())["cells"]
+    except (OSError, ValueError): return None  # not written yet, or caught mid-write
+    return [next(c for c in cells if m in "".join(c["source"]))["metadata"].get("papermill", {}).get("status")
+            for m in markers]
 
 
 def test_a_run_killed_midway_leaves_the_previous_model_serving(tmp_path, depth3_run):
@@ -100,15 +100,14 @@ def test_a_run_killed_midway_leaves_the_previous_model_serving(tmp_path, depth3_
     proc = subprocess.Popen([str(WINE_API), "train", "--model-dir", store, "--report-dir", report_dir, "--quiet"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill once training has started, before the saving cell
-        reports = list(report_dir.glob("*.ipynb"))
-        if reports and _cell_status(reports[0], "params = dict(") in ("running", "completed"): break
+    while time.monotonic() < deadline:  # kill once training has started and the saving cell has not
+        statuses = [_cell_statuses(r, "params = dict(", "saved = save_model(") for r in report_dir.glob("*.ipynb")]
+        if statuses and statuses[0] and statuses[0][0] in ("running", "completed") and statuses[0][1] == "pending": break
         time.sleep(0.02)
-    else: pytest.fail("the training run never started")
+    else: pytest.fail("the training run was never seen between starting and saving")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
-    assert _cell_status(reports[0], "saved = save_model(") == "pending"  # it really died before saving
     time.sleep(1)  # let an orphaned kernel notice its parent is gone
     assert sorted(p.name for p in store.rglob("*")) == before
     assert load_model(store).version == 1 and list_versions(store) == [1]
