@@ -5,6 +5,8 @@
 Starts each app on a loopback port with 2 workers (the settings of `wine-api serve`), loads it with wrk, and prints
 single-row requests/s and p50/p99 latency at concurrency 1 and 16, rows/s in 1000-row batches at concurrency 4, cold
 start (process start to first 200) and memory (PSS of master + workers), each with its ratio to the other apps.
+The same 1000-row batches also go through the V2 inference route, once in JSON and once with the binary tensor data
+extension (FP32 inputs, binary outputs: what tritonclient sends by default).
 """
 import argparse
 import json
@@ -71,13 +73,14 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def wrk(url, body: bytes, connections: int, seconds: float) -> dict:
+def wrk(url, body, connections: int, seconds: float) -> dict:
     "Requests/s and p50/p99 latency (ms) from a wrk run POSTing `body`; fails on any non-2xx answer."
-    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+    body, headers = body if isinstance(body, tuple) else (body, {})
+    with tempfile.NamedTemporaryFile(suffix=".body") as f:
         f.write(body); f.flush()
         out = subprocess.run(["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "--latency",
                               "-s", str(HERE/"post.lua"), url], capture_output=True, text=True,
-                             env={**os.environ, "BODY_FILE": f.name}, check=True).stdout
+                             env={**os.environ, "BODY_FILE": f.name, **headers}, check=True).stdout
     if "Non-2xx" in out or "Socket errors" in out: raise RuntimeError(f"errors during the run:\n{out}")
     unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
     latency = lambda p: (lambda m: float(m.group(1)) * unit[m.group(2)])(re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M))
@@ -87,9 +90,15 @@ def wrk(url, body: bytes, connections: int, seconds: float) -> dict:
 def bodies():
     X = load_wine_data().X.to_numpy()
     batch = X[np.random.default_rng(0).integers(0, len(X), 1000)].tolist()
+    tensor = {"name": "input-0", "shape": [1000, 13], "datatype": "FP32"}
+    v2_header = json.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": 1000 * 13 * 4}}],
+                            "parameters": {"binary_data_output": True}}).encode()
     return {"row": json.dumps([TUTORIAL_ROW]).encode(), "batch": json.dumps(batch).encode(),
             "predict_row": json.dumps({"instances": [TUTORIAL_ROW]}).encode(),
-            "predict_batch": json.dumps({"instances": batch}).encode()}
+            "predict_batch": json.dumps({"instances": batch}).encode(),
+            "v2_json_batch": json.dumps({"inputs": [{**tensor, "data": np.ravel(batch).tolist()}]}).encode(),
+            "v2_binary_batch": (v2_header + np.asarray(batch, dtype="<f4").tobytes(),
+                                {"HEADER_LENGTH": str(len(v2_header)), "CONTENT_TYPE": "application/octet-stream"})}
 
 
 def cold_start(name, starts=3) -> float:
@@ -124,7 +133,9 @@ def main():
             ("hello", "c16", "/api/", b["row"], 16), ("tutorial", "c16", "/api/", b["row"], 16),
             ("wine_api", "c16", "/api/", b["row"], 16), ("wine_api", "predict_c16", "/predict", b["predict_row"], 16),
             ("tutorial", "batch", "/api/", b["batch"], 4), ("wine_api", "batch", "/api/", b["batch"], 4),
-            ("wine_api", "predict_batch", "/predict", b["predict_batch"], 4)]
+            ("wine_api", "predict_batch", "/predict", b["predict_batch"], 4),
+            ("wine_api", "v2_json_batch", "/v2/models/wine/infer", b["v2_json_batch"], 4),
+            ("wine_api", "v2_binary_batch", "/v2/models/wine/infer", b["v2_binary_batch"], 4)]
     names = ("hello", "tutorial", "wine_api")
     results = {name: {"cold_start_s": cold_start(name)} for name in names}
     servers = {name: Server(name) for name in names}
@@ -154,10 +165,11 @@ def report(r):
         m, c = r[app][run], run[-3:] if run.endswith("c16") else "c1"
         print(f"{app + ' ' + label:34}{m['rps']:9.0f}{m['p50']:8.2f}{m['p99']:8.2f}"
               f"{ratio(m, hello[c]):9.2f}{ratio(m, tut[c]):11.2f}")
-    print(f"\n{'1000-row batches, c4':34}{'rows/s':>11}{'× tutorial':>11}")
-    for app, run in [("tutorial", "batch"), ("wine_api /api/", "batch"), ("wine_api /predict", "predict_batch")]:
+    print(f"\n{'1000-row batches, c4':34}{'rows/s':>11}{'× tutorial':>11}{'× /predict':>11}")
+    for app, run in [("tutorial", "batch"), ("wine_api /api/", "batch"), ("wine_api /predict", "predict_batch"),
+                     ("wine_api V2 JSON", "v2_json_batch"), ("wine_api V2 binary", "v2_binary_batch")]:
         m = r[app.split()[0]][run]
-        print(f"{app:34}{m['rps'] * 1000:11.0f}{ratio(m, tut['batch']):11.2f}")
+        print(f"{app:34}{m['rps'] * 1000:11.0f}{ratio(m, tut['batch']):11.2f}{ratio(m, ours['predict_batch']):11.2f}")
     print(f"\n{'':34}{'cold start s':>13}{'PSS MiB':>9}")
     for app in ("hello", "tutorial", "wine_api"):
         print(f"{app:34}{r[app]['cold_start_s']:13.2f}{r[app]['pss_mib']:9.1f}")
@@ -167,6 +179,8 @@ def report(r):
               ("/predict single row c16 >= 0.9x hello", ratio(ours["predict_c16"], hello["c16"]), 0.9),
               ("/api/ 1000-row batches >= 1.5x tutorial", ratio(ours["batch"], tut["batch"]), 1.5),
               ("/predict 1000-row batches >= 0.75x tutorial", ratio(ours["predict_batch"], tut["batch"]), 0.75),
+              ("V2 JSON 1000-row batches >= 0.75x /predict", ratio(ours["v2_json_batch"], ours["predict_batch"]), 0.75),
+              ("V2 binary 1000-row batches >= 2x tutorial", ratio(ours["v2_binary_batch"], tut["batch"]), 2.0),
               ("cold start < 1 s", 1 / ours["cold_start_s"], 1.0),
               ("PSS below the tutorial app's", tut["pss_mib"] / ours["pss_mib"], 1.0)]
     print("\ntargets:")

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['PUBLIC_MANIFEST', 'routes', 'DEFAULT_CONFIG', 'json_response', 'PredictionRenderer', 'ServedModel', 'served',
            'ready_predictor', 'read_body', 'request_body', 'tutorial_predict', 'predict', 'health', 'ready',
-           'model_info', 'openapi', 'http_error_as_json', 'unexpected_error_as_json', 'register_error_handlers',
-           'openapi_spec', 'create_app']
+           'model_info', 'openapi', 'error_response', 'http_error', 'http_error_as_json', 'unexpected_error_as_json',
+           'register_error_handlers', 'openapi_spec', 'create_app']
 
-# %% ../nbs/04_api.ipynb #c3a9055f
+# %% ../nbs/04_api.ipynb #e0bf1535
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import wine_api
 from .predict import (ModelUnavailable, Prediction, Predictor, UnsupportedMediaType, WineApiError,
-                              decode_json, error_body, load_predictor, predict_input, tutorial_input)
+                              decode_json, load_predictor, predict_input, tutorial_input)
 from .store import ModelStoreError, bundled_model_dir
 
 # %% ../nbs/04_api.ipynb #9f1872ed
@@ -131,13 +131,26 @@ def openapi():
     "This API's OpenAPI 3.1 description."
     return json_response(current_app.extensions["wine_api.openapi"])
 
-# %% ../nbs/04_api.ipynb #7e719dc9
-def http_error_as_json(e:HTTPException) -> Response:
-    "A werkzeug HTTP error (404, 405, 413...) in the API's error form, keeping its headers (`Allow` on a 405)."
+# %% ../nbs/04_api.ipynb #9da77e14
+def error_response(e:WineApiError) -> Response:
+    "`e` answered in the error form of the part of the API the request went to."
+    path = request.path
+    for prefix, form in current_app.extensions["wine_api.error_forms"].items():
+        if path == prefix or path.startswith(prefix + "/"): return form(e)
+    return json_response(e.to_dict(), e.status)
+
+def http_error(e:HTTPException) -> WineApiError:
+    "A werkzeug HTTP error (404, 405, 413...) as a `WineApiError` with its status."
     message = e.description
     if isinstance(e, RequestEntityTooLarge):
         message = f"the request body is larger than the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes"
-    response = json_response(error_body(e.name.lower().replace(" ", "_"), message), e.code)
+    error = WineApiError(message)
+    error.status, error.code = e.code, e.name.lower().replace(" ", "_")
+    return error
+
+def http_error_as_json(e:HTTPException) -> Response:
+    "A werkzeug HTTP error in JSON, keeping its headers (`Allow` on a 405)."
+    response = error_response(http_error(e))
     for name, value in e.get_headers():
         if name.lower() != "content-type": response.headers[name] = value
     return response
@@ -145,11 +158,13 @@ def http_error_as_json(e:HTTPException) -> Response:
 def unexpected_error_as_json(e:Exception) -> Response:
     "Any other exception: logged with its traceback, answered with a 500 that reveals nothing."
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
-    return json_response(error_body("internal_error", "the server failed to handle this request; "
-                                    "the error has been logged"), 500)
+    error = WineApiError("the server failed to handle this request; the error has been logged")
+    error.status, error.code = 500, "internal_error"
+    return error_response(error)
 
 def register_error_handlers(app:Flask):
-    app.register_error_handler(WineApiError, lambda e: json_response(e.to_dict(), e.status))
+    app.extensions["wine_api.error_forms"] = {}  # path prefix -> function answering a WineApiError there
+    app.register_error_handler(WineApiError, error_response)
     app.register_error_handler(HTTPException, http_error_as_json)
     app.register_error_handler(Exception, unexpected_error_as_json)
 
@@ -239,16 +254,18 @@ def openapi_spec(feature_names:list, # the served model's features, in order
         "components": {"schemas": schemas},
     }
 
-# %% ../nbs/04_api.ipynb #ee4e17f7
+# %% ../nbs/04_api.ipynb #c85a4b2e
 DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)
     MAX_CONTENT_LENGTH=8 * 1024 * 1024, # largest request body in bytes (413 beyond)
+    MODEL_NAME="wine",                  # the model's name in the V2 protocol's routes
 )
 
 def create_app(test_config:dict=None, # settings that override the defaults and the environment
               ) -> Flask:
     "The wine_api Flask app, with its model loaded and verified."
+    from wine_api import v2  # the V2 chapter builds on this one, so it is imported here, as Flask's tutorial does
     app = Flask("wine_api", static_folder=None)  # an API: no static files route
     app.config.from_mapping(DEFAULT_CONFIG)
     app.config.from_prefixed_env("WINE_API")
@@ -258,7 +275,12 @@ def create_app(test_config:dict=None, # settings that override the defaults and 
     app.extensions["wine_api"] = model
     names = model.predictor.feature_names if model.predictor else []
     classes = model.predictor.class_names if model.predictor else []
-    app.extensions["wine_api.openapi"] = openapi_spec(names, classes, app.config["MAX_ROWS"])
+    spec = openapi_spec(names, classes, app.config["MAX_ROWS"])
+    v2_spec = v2.v2_openapi(names, classes, app.config["MAX_ROWS"])
+    spec["paths"].update(v2_spec["paths"])
+    spec["components"]["schemas"].update(v2_spec["schemas"])
+    app.extensions["wine_api.openapi"] = spec
     app.register_blueprint(routes)
     register_error_handlers(app)
+    v2.init_app(app)
     return app

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['FLOAT32_MAX', 'MAX_DETAILS', 'PREDICT_FORMS', 'ROWS_FIELD', 'error_body', 'WineApiError', 'EmptyBody', 'InvalidJSON',
            'InvalidInput', 'TooManyRows', 'UnsupportedMediaType', 'ModelUnavailable', 'Body', 'decode_json', 'describe',
-           'value_problem', 'row_problems', 'first_problems', 'invalid_input', 'numeric_array', 'rows_to_array',
-           'check_rows', 'record_problems', 'records_to_array', 'columns_to_array', 'tutorial_input', 'predict_input',
-           'Prediction', 'Predictor', 'load_predictor']
+           'value_problem', 'row_problems', 'first_problems', 'problem_text', 'invalid_input', 'out_of_range',
+           'numeric_array', 'rows_to_array', 'array_to_input', 'check_rows', 'record_problems', 'records_to_array',
+           'columns_to_array', 'tutorial_input', 'predict_input', 'Prediction', 'Predictor', 'load_predictor']
 
 # %% ../nbs/03_predict.ipynb #f3e0dc3c
 import json
@@ -59,7 +59,7 @@ def decode_json(body:bytes) -> Body:
     try: return Body(json.loads(body), False)
     except (ValueError, UnicodeDecodeError) as e: raise InvalidJSON(f"the request body is not valid JSON: {e}") from None
 
-# %% ../nbs/03_predict.ipynb #8a6ec349
+# %% ../nbs/03_predict.ipynb #34aaa714
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_DETAILS = 20  # problems listed in one error; enough to fix a batch, short enough to read
 
@@ -72,17 +72,23 @@ def describe(value) -> str:
     if isinstance(value, dict): return "an object"
     return repr(value)
 
-def value_problem(value) -> str:
+def value_problem(value,
+                  int_bits:int=None, # the value must be an integer of this many bits; None accepts any number
+                 ) -> str:
     "What is wrong with `value` as a feature value, or `None` when nothing is."
     if type(value) not in (int, float): return f"expected a number, got {describe(value)}"
+    if int_bits and type(value) is not int: return f"expected an integer, got {describe(value)}"
+    if int_bits and not -2**(int_bits - 1) <= value < 2**(int_bits - 1):
+        return f"the integer {str(value)[:24]} does not fit in {int_bits} bits"
     if math.isnan(value): return "expected a finite number, got NaN"
     if math.isinf(value): return f"expected a finite number, got {'-' if value < 0 else ''}Infinity"
     if abs(value) > FLOAT32_MAX: return f"the number {str(value)[:24]} is too large (the model computes in float32, up to ±3.4e38)"
 
-# %% ../nbs/03_predict.ipynb #ab33bf35
+# %% ../nbs/03_predict.ipynb #77442bb2
 def row_problems(i:int,     # the row's index in the request
                  row,       # the row as sent
                  names:list, # feature names in the order the row lists them
+                 int_bits:int=None, # values must be integers of this many bits; None accepts any number
                 ) -> list:
     "The problems of one row: its shape, else each bad value with its feature name."
     if not isinstance(row, (list, tuple)):
@@ -90,42 +96,66 @@ def row_problems(i:int,     # the row's index in the request
     if len(row) != len(names):
         return [{"row": i, "message": f"expected {len(names)} values ({', '.join(names)}), got {len(row)}"}]
     return [{"row": i, "feature": name, "message": problem}
-            for name, value in zip(names, row) if (problem := value_problem(value))]
+            for name, value in zip(names, row) if (problem := value_problem(value, int_bits))]
 
-def first_problems(rows:list, names:list, limit:int=MAX_DETAILS) -> list:
+def first_problems(rows:list, names:list, limit:int=MAX_DETAILS, int_bits:int=None) -> list:
     "Up to `limit` problems in `rows`, in order."
     problems = []
     for i, row in enumerate(rows):
-        problems += row_problems(i, row, names)
+        problems += row_problems(i, row, names, int_bits)
         if len(problems) >= limit: break
     return problems[:limit]
 
+def problem_text(problem:dict) -> str:
+    "One problem as a sentence: `row 3, feature 'hue': expected a number, got null`."
+    where = [f"row {problem['row']}"] if "row" in problem else []
+    where += [f"feature {problem['feature']!r}"] if "feature" in problem else []
+    return f"{', '.join(where)}: {problem['message']}"
+
 def invalid_input(problems:list) -> InvalidInput:
     "An `InvalidInput` whose message is the first problem (and how many more there are)."
-    first = problems[0]
-    where = f"row {first['row']}" + (f", feature {first['feature']!r}" if "feature" in first else "")
-    more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}, see details)" if len(problems) > 1 else ""
-    return InvalidInput(f"{where}: {first['message']}{more}", problems)
+    more = len(problems) - 1
+    return InvalidInput(problem_text(problems[0]) + (f" (and {more} more problem{'s' if more > 1 else ''}, see details)"
+                                                     if more else ""), problems)
 
-# %% ../nbs/03_predict.ipynb #1884cfd5
-def numeric_array(rows:list, width:int) -> np.ndarray:
-    "`rows` as a finite float32 `(n, width)` array if numpy can convert them as they are, else `None`."
+# %% ../nbs/03_predict.ipynb #a7b8a281
+def out_of_range(A:np.ndarray, # a numeric array
+                 int_bits:int=None, # integers must fit in this many bits
+                ) -> np.ndarray:
+    "Where `A` holds a value the model cannot take: not finite, beyond float32, or an integer wider than `int_bits`."
+    if A.dtype.kind == "f": return ~(np.abs(A) <= FLOAT32_MAX)  # NaN compares False, so it is caught too
+    if not int_bits: return np.zeros(A.shape, dtype=bool)
+    return (A < -2**(int_bits - 1)) | (A > 2**(int_bits - 1) - 1)
+
+def numeric_array(rows:list, width:int, int_bits:int=None) -> np.ndarray:
+    "`rows` as a float32 `(n, width)` array if numpy can convert them as they are and all are in range, else `None`."
     try: array = np.array(rows)
     except (ValueError, TypeError): return None  # ragged rows
-    if array.ndim != 2 or array.shape[1] != width or array.dtype.kind not in "iuf": return None
-    with np.errstate(over="ignore"): X = array.astype(np.float32)
-    return X if np.isfinite(X).all() else None
+    if array.ndim != 2 or array.shape[1] != width or array.dtype.kind not in ("iu" if int_bits else "iuf"): return None
+    if out_of_range(array, int_bits).any(): return None
+    return array.astype(np.float32)
 
 def rows_to_array(rows:list,   # non-empty list of rows
                   names:list,  # feature names, in the order each row lists its values
                   fast:bool=True, # try numpy's batch conversion first (only if no boolean can hide in `rows`)
+                  int_bits:int=None, # values must be integers of this many bits; None accepts any number
                  ) -> np.ndarray:
     "Validated float32 `(len(rows), len(names))` array; `InvalidInput` naming each bad row and feature."
-    X = numeric_array(rows, len(names)) if fast else None
+    X = numeric_array(rows, len(names), int_bits) if fast else None
     if X is not None: return X
-    problems = first_problems(rows, names)
+    problems = first_problems(rows, names, int_bits=int_bits)
     if problems: raise invalid_input(problems)
     return np.array(rows, dtype=np.float32)
+
+def array_to_input(A:np.ndarray, # numeric `(n, len(names))` array, e.g. a binary tensor
+                   names:list,   # feature names of its columns
+                   int_bits:int=None, # integers must fit in this many bits
+                  ) -> np.ndarray:
+    "`A` as a C-ordered float32 array; `InvalidInput` naming each row and feature whose value is out of range."
+    bad = np.argwhere(out_of_range(A, int_bits))[:MAX_DETAILS]
+    if len(bad): raise invalid_input([{"row": int(i), "feature": names[j], "message": value_problem(A[i, j].item(), int_bits)}
+                                      for i, j in bad])
+    return np.ascontiguousarray(A, dtype=np.float32)
 
 # %% ../nbs/03_predict.ipynb #850115eb
 def check_rows(rows,          # what the request sent as its rows
