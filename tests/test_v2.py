@@ -176,6 +176,10 @@ BAD_V2_REQUESTS = [  # (name, method, path, body, headers, status, words in the 
      "input 'input-0': row 1, feature 'proline': expected a number, got the string '660'"),
     ("a float in an INT64 tensor", "POST", INFER, infer_body([{**TENSOR, "datatype": "INT64", "data": [1] * 25 + [1.5]}]), {}, 400,
      "row 1, feature 'proline': expected an integer, got 1.5"),
+    ("one row as a vector", "POST", INFER, infer_body([{**TENSOR, "shape": [13], "data": ROW}]), {}, 400,
+     "input 'input-0' has shape [13]; send one input of shape [n, 13]"),
+    ("a boolean value", "POST", INFER, infer_body([{**TENSOR, "data": [True] + ROW[1:] + ROW}], [{"name": "predict", "parameters": {"binary_data": False}}]),
+     {}, 400, "row 0, feature 'alcohol': expected a number, got the boolean true"),
     ("unknown output", "POST", INFER, infer_body([TENSOR], [{"name": "label"}]), {}, 400, "unknown output 'label'"),
     ("missing feature input", "POST", INFER, infer_body([{"name": f, "shape": [1], "datatype": "FP64", "data": [v]}
                                                          for f, v in list(zip(FEATURES, ROW))[1:]]), {}, 400, "feature 'alcohol' is missing"),
@@ -275,3 +279,16 @@ def test_v2_and_predict_give_the_same_answers(target):
     outputs = {o["name"]: o["data"] for o in json.loads(body_v2)["outputs"]}
     assert outputs["predict"] == [p["class"] for p in predictions]
     assert np.reshape(outputs["predict_proba"], (40, 3)).tolist() == [list(p["probabilities"].values()) for p in predictions]
+
+
+def test_serve_names_the_model_with_model_name():
+    server = LiveServer("--model-name", "vino")
+    try:
+        with triton.InferenceServerClient(url=f"127.0.0.1:{server.port}") as c:
+            assert c.is_model_ready("vino") and not c.is_model_ready("wine")
+            assert c.get_model_metadata("vino")["name"] == "vino"
+            X = wine_rows(5).astype(np.float32)
+            assert c.infer("vino", matrix_input(X, "FP32", True)).get_response()["model_name"] == "vino"
+    finally:
+        server.stop()
+    assert "POST /predict or /v2/models/vino/infer" in server.proc.stderr.read()

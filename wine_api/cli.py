@@ -157,7 +157,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     Server().run()
 
-# %% ../nbs/07_cli.ipynb #daf109fa
+# %% ../nbs/07_cli.ipynb #32c1c0cc
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
@@ -167,16 +167,18 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
               help="Model store or version directory  [default: the bundled model]")
 @click.option("--max-rows", type=click.IntRange(1), help="Most rows in one request  [default: 10000]")
 @click.option("--max-body-bytes", type=click.IntRange(1), help="Largest request body  [default: 8 MiB]")
+@click.option("--model-name", help="The model's name in the V2 protocol's routes  [default: wine]")
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
-def serve(host, port, workers, threads, model_path, max_rows, max_body_bytes, access_log):
+def serve(host, port, workers, threads, model_path, max_rows, max_body_bytes, model_name, access_log):
     "Serve predictions over HTTP with gunicorn."
     from wine_api.api import create_app
-    settings = {"MODEL_PATH": model_path, "MAX_ROWS": max_rows, "MAX_CONTENT_LENGTH": max_body_bytes}
+    settings = {"MODEL_PATH": model_path, "MAX_ROWS": max_rows, "MAX_CONTENT_LENGTH": max_body_bytes, "MODEL_NAME": model_name}
     app = create_app({k: v for k, v in settings.items() if v is not None})
     model = app.extensions["wine_api"]
     if model.predictor is None: raise click.ClickException(f"cannot serve: {model.error}")
     click.echo(f"wine-api: serving model version {model.predictor.version} ({model.predictor.artifact.path}) "
-               f"at http://{host}:{port} with {workers} workers; POST /predict, spec at /openapi.json", err=True)
+               f"at http://{host}:{port} with {workers} workers; POST /predict or /v2/models/{app.config['MODEL_NAME']}/infer, "
+               f"spec at /openapi.json", err=True)
     run_gunicorn(app, gunicorn_options(host, port, workers, threads, access_log))
 
 # %% ../nbs/07_cli.ipynb #2e0c4da3

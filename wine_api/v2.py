@@ -5,15 +5,16 @@
 # %% auto #0
 __all__ = ['DATATYPES', 'INT_BITS', 'OUTPUTS', 'OUTPUT_DATATYPES', 'INPUT_NAME', 'HEADER_LENGTH', 'EXTENSIONS', 'UNSUPPORTED',
            'WBITS', 'v2', 'ModelNotFound', 'decompressed', 'split_binary', 'Tensor', 'tensor_header', 'input_tensors',
-           'tensor_rows', 'tensor_values', 'check_row_count', 'matrix_input', 'feature_inputs', 'model_input',
-           'InferRequest', 'flag', 'requested_outputs', 'infer_request', 'output_array', 'infer_response',
-           'server_metadata', 'model_metadata', 'served_version', 'v2_error_response', 'requested_model',
-           'v2_server_metadata', 'v2_live', 'v2_ready', 'v2_model_metadata', 'v2_model_ready', 'v2_infer', 'init_app',
-           'v2_openapi']
+           'tensor_rows', 'holds_no_boolean', 'tensor_values', 'check_row_count', 'matrix_input', 'feature_inputs',
+           'model_input', 'InferRequest', 'flag', 'requested_outputs', 'infer_request', 'output_array',
+           'infer_response', 'server_metadata', 'model_metadata', 'served_version', 'v2_error_response',
+           'requested_model', 'v2_server_metadata', 'v2_live', 'v2_ready', 'v2_model_metadata', 'v2_model_ready',
+           'v2_infer', 'init_app', 'v2_openapi']
 
-# %% ../nbs/05_v2.ipynb #c344243f
+# %% ../nbs/05_v2.ipynb #e91c3b42
 import zlib
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import orjson
@@ -117,7 +118,7 @@ def input_tensors(inputs, # the request's "inputs"
                            f"binary_data_size add up to {offset}")
     return tensors
 
-# %% ../nbs/05_v2.ipynb #4815d866
+# %% ../nbs/05_v2.ipynb #6b4b5c5c
 def tensor_rows(tensor:Tensor, width:int) -> list:
     "The JSON data of an `[n, width]` (or `[n]`, width 1) tensor as `n` rows: nested data as sent, flat data cut into rows."
     data, n = tensor.data, tensor.shape[0]
@@ -129,14 +130,22 @@ def tensor_rows(tensor:Tensor, width:int) -> list:
         raise InvalidInput(f"input {tensor.name!r}: data has {len(data)} values; shape {list(tensor.shape)} needs {n * width}")
     return [data[i:i + width] for i in range(0, len(data), width)]
 
+def holds_no_boolean(rows:list) -> bool:
+    "Whether a flat or nested list holds no boolean one level down (numpy would quietly read `true` as 1.0)."
+    types = set(map(type, rows))
+    if list in types: types |= set(map(type, chain.from_iterable(r for r in rows if type(r) is list)))
+    return bool not in types
+
 def tensor_values(tensor:Tensor, # an `[n, len(names)]` tensor, or `[n]` for one feature
                   names:list,    # the features its columns hold
-                  fast:bool,     # numpy's batch conversion is safe for its JSON data
+                  fast:bool,     # the request holds no `true`/`false` at all, so numpy's batch conversion is safe
                  ) -> np.ndarray:
     "The tensor's values as a validated float32 `(n, len(names))` array; bad values named by row and feature."
     int_bits = INT_BITS.get(tensor.datatype)
     try:
-        if tensor.raw is None: return rows_to_array(tensor_rows(tensor, len(names)), names, fast, int_bits)
+        if tensor.raw is None:
+            rows = tensor_rows(tensor, len(names))
+            return rows_to_array(rows, names, fast or holds_no_boolean(rows), int_bits)
         dtype, n = DATATYPES[tensor.datatype], tensor.shape[0]
         if len(tensor.raw) != n * len(names) * dtype.itemsize:
             raise InvalidInput(f"binary_data_size is {len(tensor.raw)} bytes, but shape {list(tensor.shape)} of "
@@ -146,7 +155,7 @@ def tensor_values(tensor:Tensor, # an `[n, len(names)]` tensor, or `[n]` for one
         if e.message.startswith("input "): raise
         raise InvalidInput(f"input {tensor.name!r}: " + ("; ".join(map(problem_text, e.details)) or e.message), e.details) from None
 
-# %% ../nbs/05_v2.ipynb #8db0ef6a
+# %% ../nbs/05_v2.ipynb #c99ec12a
 def check_row_count(n:int, what:str, max_rows:int):
     "Refuse a tensor with no rows, or more than `max_rows`."
     if n == 0: raise InvalidInput(f"{what} has no rows: send at least one")
@@ -181,10 +190,11 @@ def model_input(tensors:list, # the request's input tensors
                 fast:bool,    # numpy's batch conversion is safe for the JSON data
                ) -> np.ndarray:
     "The model's validated float32 input from the request's tensors, in either layout."
-    if len(tensors) == 1 and len(tensors[0].shape) != 1: return matrix_input(tensors[0], names, max_rows, fast)
+    if len(tensors) == 1 and (len(tensors[0].shape) != 1 or tensors[0].name not in names):
+        return matrix_input(tensors[0], names, max_rows, fast)
     return feature_inputs(tensors, names, max_rows, fast)
 
-# %% ../nbs/05_v2.ipynb #c01e14a9
+# %% ../nbs/05_v2.ipynb #edee1eb7
 @dataclass(frozen=True)
 class InferRequest:
     "A checked inference request: the model's input, and which outputs to answer with, binary or not."
@@ -192,9 +202,9 @@ class InferRequest:
     X: np.ndarray    # the model's validated float32 input
     outputs: tuple   # (output name, binary?) pairs, in the order to answer them
 
-def flag(parameters:dict, key:str, where:str) -> bool:
-    "A boolean parameter, False when absent."
-    value = parameters.get(key, False)
+def flag(parameters:dict, key:str, where:str, default:bool=False) -> bool:
+    "A boolean parameter, `default` when absent."
+    value = parameters.get(key, default)
     if not isinstance(value, bool): raise InvalidInput(f"{where}: parameter {key!r} must be true or false; got {describe(value)}")
     return value
 
@@ -215,7 +225,7 @@ def requested_outputs(outputs,          # the request's "outputs", or None
         if not isinstance(parameters, dict): raise InvalidInput(f"output {name!r}: \"parameters\" must be an object")
         for key, what in UNSUPPORTED.items():
             if key in parameters: raise InvalidInput(f"output {name!r}: {what} is not supported")
-        chosen.append((name, flag(parameters, "binary_data", f"output {name!r}")))
+        chosen.append((name, flag(parameters, "binary_data", f"output {name!r}", default=binary)))
     return tuple(chosen)
 
 def infer_request(body:Body,    # the decoded JSON header
