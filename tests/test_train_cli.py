@@ -14,7 +14,7 @@ import sklearn
 from wine_api.data import feature_schema, load_wine_data
 from wine_api.store import current_version, list_versions, load_model, read_manifest
 from wine_api.train import split_data
-from conftest import WINE_API, train_into
+from conftest import WINE_API, run_cli, train_into
 
 
 def test_train_writes_a_verified_artifact_recording_its_parameters(depth3_run):
@@ -111,3 +111,12 @@ def test_a_run_killed_midway_leaves_the_previous_model_serving(tmp_path, depth3_
     time.sleep(1)  # let an orphaned kernel notice its parent is gone
     assert sorted(p.name for p in store.rglob("*")) == before
     assert load_model(store).version == 1 and list_versions(store) == [1]
+
+
+def test_each_version_keeps_its_report_and_is_listed(depth3_run):
+    version_dir = depth3_run.store/"versions"/"1"
+    assert (version_dir/"report.ipynb").read_bytes() == depth3_run.report_files[0].read_bytes()
+    proc = run_cli("models", "--model-dir", depth3_run.store, cwd=depth3_run.store.parent)
+    assert proc.returncode == 0, proc.stderr
+    current = proc.stdout.splitlines()[1].split()
+    assert current[:2] == ["*", "1"] and "max_depth=3" in proc.stdout

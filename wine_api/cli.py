@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['training_notebook', 'parse_value', 'notebook_parameters', 'resolve_parameters', 'TrainingRunError', 'new_report_path',
-           'read_result', 'run_training', 'format_result', 'cli', 'train', 'gunicorn_options', 'run_gunicorn', 'serve',
-           'csv_number', 'read_rows', 'predict_here', 'format_table', 'explain', 'predict']
+           'read_result', 'run_training', 'format_result', 'cli', 'train', 'format_models', 'models', 'switch_current',
+           'promote', 'rollback', 'gunicorn_options', 'run_gunicorn', 'serve', 'csv_number', 'read_rows',
+           'predict_here', 'format_table', 'explain', 'predict']
 
 # %% ../nbs/07_cli.ipynb #3373824c
 import ast
@@ -98,7 +99,7 @@ def format_result(result:dict) -> str:
         f"   macro-F1 {m['cv_f1_macro_mean']:.3f} ± {m['cv_f1_macro_std']:.3f}",
         f"  tree depth {m['tree_depth']}, {m['tree_leaves']} leaves"])
 
-# %% ../nbs/07_cli.ipynb #8e2fb24b
+# %% ../nbs/07_cli.ipynb #64009d7e
 @click.group()
 @click.version_option(wine_api.__version__, prog_name="wine-api")
 def cli():
@@ -128,7 +129,64 @@ def train(overrides, model_dir, report_dir, current, list_params, quiet):
     try: result = run_training({**params, "model_dir": str(model_dir.resolve()), "make_current": current},
                                report, progress=not quiet)
     except TrainingRunError as e: raise click.ClickException(str(e)) from None
+    from wine_api.store import attach_report
+    attach_report(Path(result["path"]), report.read_bytes())
     click.echo(format_result(result))
+
+# %% ../nbs/07_cli.ipynb #662c5b80
+def format_models(models:list) -> str:
+    "The store's versions as a table, the current one marked with `*`."
+    lines = [f"{'':2}{'version':>7}  {'trained at':20}  {'accuracy':>8}  {'macro-F1':>8}  {'CV accuracy':>13}  params"]
+    for m in models:
+        if "error" in m:
+            lines.append(f"{'*' if m['current'] else '':2}{m['version']:>7}  unreadable: {m['error']}")
+            continue
+        s = m["metrics"]
+        cv = f"{s['cv_accuracy_mean']:.3f} ± {s['cv_accuracy_std']:.3f}" if "cv_accuracy_mean" in s else ""
+        score = lambda key: f"{s[key]:8.3f}" if key in s else f"{'':8}"
+        lines.append(f"{'*' if m['current'] else '':2}{m['version']:>7}  {(m['trained_at'] or '')[:19]:20}  "
+                     f"{score('test_accuracy')}  {score('test_f1_macro')}  {cv:>13}  "
+                     + " ".join(f"{k}={v!r}" for k, v in m["params"].items()))
+    return "\n".join(lines)
+
+@cli.group(invoke_without_command=True)
+@click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
+              show_default=True, help="The model store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@click.pass_context
+def models(ctx, model_dir, as_json):
+    "List the store's versions with their scores (current one marked *); promote or roll back."
+    from wine_api.store import list_models
+    ctx.obj = model_dir
+    if ctx.invoked_subcommand is not None: return
+    found = list_models(model_dir)
+    if not found: raise click.ClickException(f"no versions in {model_dir}; train one with `wine-api train --model-dir {model_dir}`")
+    click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if as_json else format_models(found))
+
+def switch_current(model_dir:Path, change, # the store, and a function of it that switches CURRENT
+                  ) -> str:
+    "Run `change` on the store; what changed, or a `ClickException` saying why nothing did."
+    from wine_api.store import ModelStoreError, current_version
+    try:
+        before = current_version(model_dir)
+        after = change(model_dir).version
+    except ModelStoreError as e: raise click.ClickException(str(e)) from None
+    return f"{model_dir}: version {after} is now current (was {before})"
+
+@models.command()
+@click.argument("version", type=click.IntRange(1))
+@click.pass_obj
+def promote(model_dir, version):
+    "Verify VERSION and make it the current one."
+    from wine_api.store import promote as promote_version
+    click.echo(switch_current(model_dir, lambda d: promote_version(d, version)))
+
+@models.command()
+@click.pass_obj
+def rollback(model_dir):
+    "Make the newest version older than the current one current again."
+    from wine_api.store import rollback as rollback_version
+    click.echo(switch_current(model_dir, rollback_version))
 
 # %% ../nbs/07_cli.ipynb #cb83c2e9
 def gunicorn_options(host:str="127.0.0.1", # interface to listen on
