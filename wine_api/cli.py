@@ -215,13 +215,13 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     Server().run()
 
-# %% ../nbs/07_cli.ipynb #32c1c0cc
+# %% ../nbs/07_cli.ipynb #f1922fd5
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Worker processes.")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Threads per worker.")
-@click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--model", "--model-dir", "model_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Model store or version directory  [default: the bundled model]")
 @click.option("--max-rows", type=click.IntRange(1), help="Most rows in one request  [default: 10000]")
 @click.option("--max-body-bytes", type=click.IntRange(1), help="Largest request body  [default: 8 MiB]")
@@ -232,7 +232,7 @@ def serve(host, port, workers, threads, model_path, max_rows, max_body_bytes, mo
     from wine_api.api import create_app
     settings = {"MODEL_PATH": model_path, "MAX_ROWS": max_rows, "MAX_CONTENT_LENGTH": max_body_bytes, "MODEL_NAME": model_name}
     app = create_app({k: v for k, v in settings.items() if v is not None})
-    model = app.extensions["wine_api"]
+    model = app.extensions["wine_api"].model
     if model.predictor is None: raise click.ClickException(f"cannot serve: {model.error}")
     click.echo(f"wine-api: serving model version {model.predictor.version} ({model.predictor.artifact.path}) "
                f"at http://{host}:{port} with {workers} workers; POST /predict or /v2/models/{app.config['MODEL_NAME']}/infer, "
