@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['PUBLIC_MANIFEST', 'log', 'routes', 'DEFAULT_CONFIG', 'json_response', 'PredictionRenderer', 'ServedModel',
-           'ModelSlot', 'served', 'ready_predictor', 'read_body', 'request_body', 'tutorial_predict', 'predict',
-           'health', 'ready', 'model_info', 'openapi', 'name_the_model_version', 'error_response', 'http_error',
-           'http_error_as_json', 'unexpected_error_as_json', 'register_error_handlers', 'openapi_spec', 'create_app']
+           'ModelSlot', 'served', 'ready_predictor', 'predicted', 'read_body', 'request_body', 'tutorial_predict',
+           'predict', 'health', 'ready', 'model_info', 'openapi', 'name_the_model_version', 'error_response',
+           'http_error', 'http_error_as_json', 'unexpected_error_as_json', 'register_error_handlers', 'openapi_spec',
+           'require_key_in_spec', 'create_app']
 
 # %% ../nbs/04_api.ipynb #1e935bf9
 import logging
@@ -106,7 +107,7 @@ class ModelSlot:
         self.model, self.reload_error = candidate, None
         log.info("now serving model version %s from %s", candidate.predictor and candidate.predictor.version, self.path)
 
-# %% ../nbs/04_api.ipynb #d0433906
+# %% ../nbs/04_api.ipynb #42ea1b67
 routes = Blueprint("wine_api", __name__)
 
 def served() -> ServedModel: return current_app.extensions["wine_api"].current()
@@ -117,6 +118,11 @@ def ready_predictor(model:ServedModel=None) -> Predictor:
     if model.predictor is None: raise ModelUnavailable(f"no model is loaded: {model.error}")
     g.model_version = model.predictor.version
     return model.predictor
+
+def predicted(predictor:Predictor, X:np.ndarray) -> Prediction:
+    "The predictor's answer for `X`, noted for the request's log line and metrics."
+    g.prediction, g.class_names = predictor.predict(X), predictor.class_names
+    return g.prediction
 
 def read_body(environ:dict, # the WSGI environment of the request
               limit:int,    # most bytes accepted (`MAX_CONTENT_LENGTH`)
@@ -137,13 +143,13 @@ def request_body(limit:int): # most bytes accepted
                                    f"got {mimetype or 'no Content-Type'!r}")
     return decode_json(read_body(environ, limit))
 
-# %% ../nbs/04_api.ipynb #5a5352e5
+# %% ../nbs/04_api.ipynb #f40fe91b
 @routes.post("/api/")
 def tutorial_predict():
     "The tutorial's route: a list of rows of 13 numbers in, a list of predicted classes out."
     predictor, config = ready_predictor(), current_app.config
     X = tutorial_input(request_body(config["MAX_CONTENT_LENGTH"]), predictor.feature_names, config["MAX_ROWS"])
-    return Response(orjson.dumps(predictor.predict(X).classes, option=orjson.OPT_SERIALIZE_NUMPY),
+    return Response(orjson.dumps(predicted(predictor, X).classes, option=orjson.OPT_SERIALIZE_NUMPY),
                     mimetype="application/json")
 
 @routes.post("/predict")
@@ -152,7 +158,7 @@ def predict():
     model, config = served(), current_app.config
     predictor = ready_predictor(model)
     X = predict_input(request_body(config["MAX_CONTENT_LENGTH"]), predictor.feature_names, config["MAX_ROWS"])
-    return Response(model.renderer.render(predictor.predict(X)), mimetype="application/json")
+    return Response(model.renderer.render(predicted(predictor, X)), mimetype="application/json")
 
 @routes.get("/health")
 def health():
@@ -182,10 +188,10 @@ def name_the_model_version(response:Response) -> Response:
     if "model_version" in g: response.headers["X-Model-Version"] = str(g.model_version)
     return response
 
-# %% ../nbs/04_api.ipynb #9da77e14
+# %% ../nbs/04_api.ipynb #a3823808
 def error_response(e:WineApiError) -> Response:
     "`e` answered in the error form of the part of the API the request went to."
-    path = request.path
+    g.error_code, path = e.code, request.path
     for prefix, form in current_app.extensions["wine_api.error_forms"].items():
         if path == prefix or path.startswith(prefix + "/"): return form(e)
     return json_response(e.to_dict(), e.status)
@@ -219,9 +225,9 @@ def register_error_handlers(app:Flask):
     app.register_error_handler(HTTPException, http_error_as_json)
     app.register_error_handler(Exception, unexpected_error_as_json)
 
-# %% ../nbs/04_api.ipynb #c1aafada
+# %% ../nbs/04_api.ipynb #1a76c76c
 def _error_responses(*statuses) -> dict:
-    reasons = {400: "Invalid JSON or an empty body", 404: "Unknown route", 405: "Method not allowed",
+    reasons = {400: "Invalid JSON or an empty body", 401: "No valid API key", 404: "Unknown route", 405: "Method not allowed",
                413: "Too many rows or body too large", 415: "Body not sent as application/json",
                422: "Rows that are not valid model input; details name each row and feature",
                503: "No verified model is loaded"}
@@ -306,19 +312,33 @@ def openapi_spec(feature_names:list, # the served model's features, in order
         "components": {"schemas": schemas},
     }
 
-# %% ../nbs/04_api.ipynb #81006af7
+# %% ../nbs/04_api.ipynb #1a166d07
+def require_key_in_spec(spec:dict, schemes:dict, # the document, and its security schemes
+                        open_paths:set,          # paths that need no key
+                       ):
+    "Mark every operation of `spec` but those of `open_paths` as needing a bearer key."
+    spec["components"]["securitySchemes"] = schemes
+    spec["security"] = [{name: []} for name in schemes]
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            if path in open_paths: operation["security"] = []
+            else: operation["responses"].update(_error_responses(401))
+
+# %% ../nbs/04_api.ipynb #7e09e98a
 DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)
     MAX_CONTENT_LENGTH=8 * 1024 * 1024, # largest request body in bytes (413 beyond)
     MODEL_NAME="wine",                  # the model's name in the V2 protocol's routes
     RELOAD_INTERVAL=1.0,                # seconds between two looks at a store's CURRENT pointer
+    API_KEYS=None,                      # accepted API keys (a list, or comma-separated); None: no key needed
+    API_KEY_FILE=None,                  # a file of accepted API keys, one per line
 )
 
 def create_app(test_config:dict=None, # settings that override the defaults and the environment
               ) -> Flask:
     "The wine_api Flask app, with its model loaded and verified."
-    from wine_api import v2  # the V2 chapter builds on this one, so it is imported here, as Flask's tutorial does
+    from wine_api import ops, v2  # later chapters build on this one, so they are imported here, as Flask's tutorial does
     app = Flask("wine_api", static_folder=None)  # an API: no static files route
     app.config.from_mapping(DEFAULT_CONFIG)
     app.config.from_prefixed_env("WINE_API")
@@ -331,12 +351,17 @@ def create_app(test_config:dict=None, # settings that override the defaults and 
         names = model.predictor.feature_names if model.predictor else []
         classes = model.predictor.class_names if model.predictor else []
         spec, v2_spec = openapi_spec(names, classes, app.config["MAX_ROWS"]), v2.v2_openapi(names, classes, app.config["MAX_ROWS"])
-        spec["paths"].update(v2_spec["paths"])
+        ops_spec = ops.ops_openapi()
+        spec["paths"].update({**v2_spec["paths"], **ops_spec["paths"]})
         spec["components"]["schemas"].update(v2_spec["schemas"])
+        if app.extensions["wine_api.keys"]:
+            open_paths = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in ops.OPEN_ENDPOINTS}
+            require_key_in_spec(spec, ops_spec["securitySchemes"], open_paths)
         return spec
     app.extensions["wine_api.openapi"] = spec_for
     app.register_blueprint(routes)
     app.after_request(name_the_model_version)
     register_error_handlers(app)
     v2.init_app(app)
+    ops.init_app(app)
     return app
