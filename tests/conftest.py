@@ -40,6 +40,33 @@ def default_run(tmp_path_factory):
     return run
 
 
+def _cell_statuses(report, *markers):
+    "Papermill's status of the first cell containing each marker, from one read of the report (None if unreadable)."
+    import json
+    try: cells = json.loads(report.read_text())["cells"]
+    except (OSError, ValueError): return None  # not written yet, or caught mid-write
+    return [next(c for c in cells if m in "".join(c["source"]))["metadata"].get("papermill", {}).get("status")
+            for m in markers]
+
+
+def kill_training_midway(store:Path, root:Path) -> int:
+    "Start `wine-api train` into `store`, SIGKILL its process group once training has started and saving has not; its exit code."
+    import os, signal, time
+    report_dir = root/"reports"
+    proc = subprocess.Popen([str(WINE_API), "train", "--model-dir", store, "--report-dir", report_dir, "--quiet"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill once training has started and the saving cell has not
+        statuses = [_cell_statuses(r, "params = dict(", "saved = save_model(") for r in report_dir.glob("*.ipynb")]
+        if statuses and statuses[0] and statuses[0][0] in ("running", "completed") and statuses[0][1] == "pending": break
+        time.sleep(0.02)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the training run was never seen between starting and saving")
+    os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait(timeout=10)
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as s:
@@ -48,23 +75,29 @@ def free_port() -> int:
 
 
 class LiveServer:
-    "`wine-api serve` (gunicorn, 2 workers) on a free loopback port; stopped by its PID."
+    "`wine-api serve` (gunicorn, 2 workers) on a free loopback port; stopped by its PID. Its log goes to a file."
     def __init__(self, *args, env=None, port=None, wait=True):
-        import os, time, requests
+        import os, tempfile, time, requests
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # a file, not a pipe: a pipe nobody reads fills up with the request log and stalls the server
+        self.log_file = tempfile.NamedTemporaryFile(prefix="wine-api-serve-", suffix=".log")
         self.proc = subprocess.Popen([str(WINE_API), "serve", "--port", str(self.port), *map(str, args)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
                                      env={**os.environ, **(env or {})})
         if not wait: return
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None: raise RuntimeError(f"server exited: {self.proc.stderr.read()}")
+            if self.proc.poll() is not None: raise RuntimeError(f"server exited: {self.log()}")
             try:
                 if requests.get(self.url + "/ready", timeout=1).status_code == 200: return
             except requests.ConnectionError: time.sleep(0.05)
         self.stop()
         raise RuntimeError("server did not become ready")
+
+    def log(self) -> str:
+        "Everything the server has written to standard error so far."
+        with open(self.log_file.name) as f: return f.read()
 
     def stop(self, sig=None):
         import signal

@@ -60,7 +60,7 @@ def test_serve_on_a_trained_store_and_stop_cleanly(depth3_run, stop_signal):
         assert info["params"]["max_depth"] == 3
     finally: code = server.stop(stop_signal)
     assert code == 0
-    assert f"serving model version 1 ({depth3_run.store.resolve()/'versions'/'1'})" in server.proc.stderr.read()
+    assert f"serving model version 1 ({depth3_run.store.resolve()/'versions'/'1'})" in server.log()
 
 
 def test_serve_refuses_a_model_that_fails_verification(tmp_path, depth3_run):

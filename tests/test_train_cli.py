@@ -1,10 +1,7 @@
 "`wine-api train`: real papermill runs of the training notebook into temporary stores."
 import hashlib
-import json
-import os
 import shutil
 import signal
-import subprocess
 import time
 
 import nbformat
@@ -14,7 +11,7 @@ import sklearn
 from wine_api.data import feature_schema, load_wine_data
 from wine_api.store import current_version, list_versions, load_model, read_manifest
 from wine_api.train import split_data
-from conftest import WINE_API, run_cli, train_into
+from conftest import kill_training_midway, run_cli, train_into
 
 
 def test_train_writes_a_verified_artifact_recording_its_parameters(depth3_run):
@@ -86,28 +83,9 @@ def test_a_failing_cell_exits_nonzero_names_the_cell_and_keeps_the_model(tmp_pat
     assert current_version(store) == 1 and load_model(store).manifest["params"]["max_depth"] == 3
 
 
-def _cell_statuses(report, *markers):
-    "Papermill's status of the first cell containing each marker, from one read of the report (None if unreadable)."
-    try: cells = json.loads(report.read_text())["cells"]
-    except (OSError, ValueError): return None  # not written yet, or caught mid-write
-    return [next(c for c in cells if m in "".join(c["source"]))["metadata"].get("papermill", {}).get("status")
-            for m in markers]
-
-
 def test_a_run_killed_midway_leaves_the_previous_model_serving(tmp_path, depth3_run):
     store, before = copy_store(depth3_run, tmp_path)
-    report_dir = tmp_path/"reports"
-    proc = subprocess.Popen([str(WINE_API), "train", "--model-dir", store, "--report-dir", report_dir, "--quiet"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill once training has started and the saving cell has not
-        statuses = [_cell_statuses(r, "params = dict(", "saved = save_model(") for r in report_dir.glob("*.ipynb")]
-        if statuses and statuses[0] and statuses[0][0] in ("running", "completed") and statuses[0][1] == "pending": break
-        time.sleep(0.02)
-    else: pytest.fail("the training run was never seen between starting and saving")
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
+    assert kill_training_midway(store, tmp_path) == -signal.SIGKILL
     time.sleep(1)  # let an orphaned kernel notice its parent is gone
     assert sorted(p.name for p in store.rglob("*")) == before
     assert load_model(store).version == 1 and list_versions(store) == [1]

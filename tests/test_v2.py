@@ -291,4 +291,4 @@ def test_serve_names_the_model_with_model_name():
             assert c.infer("vino", matrix_input(X, "FP32", True)).get_response()["model_name"] == "vino"
     finally:
         server.stop()
-    assert "POST /predict or /v2/models/vino/infer" in server.proc.stderr.read()
+    assert "POST /predict or /v2/models/vino/infer" in server.log()

@@ -5,15 +5,17 @@
 # %% auto #0
 __all__ = ['training_notebook', 'parse_value', 'notebook_parameters', 'resolve_parameters', 'TrainingRunError', 'new_report_path',
            'read_result', 'run_training', 'format_result', 'cli', 'train', 'format_models', 'models', 'switch_current',
-           'promote', 'rollback', 'gunicorn_options', 'run_gunicorn', 'serve', 'csv_number', 'read_rows',
-           'predict_here', 'format_table', 'explain', 'predict']
+           'promote', 'rollback', 'use_multiprocess_metrics', 'gunicorn_options', 'run_gunicorn', 'serve', 'csv_number',
+           'read_rows', 'predict_here', 'format_table', 'explain', 'predict']
 
-# %% ../nbs/08_cli.ipynb #3373824c
+# %% ../nbs/08_cli.ipynb #9c79cc82
 import ast
 import csv
 import io
 import os
+import shutil
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -188,7 +190,13 @@ def rollback(model_dir):
     from wine_api.store import rollback as rollback_version
     click.echo(switch_current(model_dir, rollback_version))
 
-# %% ../nbs/08_cli.ipynb #cb83c2e9
+# %% ../nbs/08_cli.ipynb #249f9462
+def use_multiprocess_metrics() -> str:
+    "Point prometheus_client at a fresh directory for the workers' metrics (before it is imported); the directory we made, if any."
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"): return None  # the caller's own, kept as it is
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wine-api-metrics-")
+    return os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
 def gunicorn_options(host:str="127.0.0.1", # interface to listen on
                      port:int=5000,        # TCP port
                      workers:int=2,        # worker processes
@@ -215,7 +223,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     Server().run()
 
-# %% ../nbs/08_cli.ipynb #f1922fd5
+# %% ../nbs/08_cli.ipynb #7958de11
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
@@ -226,18 +234,27 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 @click.option("--max-rows", type=click.IntRange(1), help="Most rows in one request  [default: 10000]")
 @click.option("--max-body-bytes", type=click.IntRange(1), help="Largest request body  [default: 8 MiB]")
 @click.option("--model-name", help="The model's name in the V2 protocol's routes  [default: wine]")
-@click.option("--access-log", is_flag=True, help="Log every request to stderr.")
-def serve(host, port, workers, threads, model_path, max_rows, max_body_bytes, model_name, access_log):
-    "Serve predictions over HTTP with gunicorn."
+@click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Accepted API keys, one per line (or WINE_API_API_KEYS=k1,k2); health routes stay open.")
+@click.option("--access-log", is_flag=True, help="Also write gunicorn's own access log to stderr.")
+def serve(host, port, workers, threads, model_path, max_rows, max_body_bytes, model_name, api_key_file, access_log):
+    "Serve predictions over HTTP with gunicorn; a model store is followed as its current version changes."
+    metrics_dir = use_multiprocess_metrics()
     from wine_api.api import create_app
-    settings = {"MODEL_PATH": model_path, "MAX_ROWS": max_rows, "MAX_CONTENT_LENGTH": max_body_bytes, "MODEL_NAME": model_name}
+    from wine_api.ops import configure_logging, mark_worker_dead
+    configure_logging()
+    settings = {"MODEL_PATH": model_path, "MAX_ROWS": max_rows, "MAX_CONTENT_LENGTH": max_body_bytes,
+                "MODEL_NAME": model_name, "API_KEY_FILE": api_key_file}
     app = create_app({k: v for k, v in settings.items() if v is not None})
     model = app.extensions["wine_api"].model
     if model.predictor is None: raise click.ClickException(f"cannot serve: {model.error}")
     click.echo(f"wine-api: serving model version {model.predictor.version} ({model.predictor.artifact.path}) "
                f"at http://{host}:{port} with {workers} workers; POST /predict or /v2/models/{app.config['MODEL_NAME']}/infer, "
                f"spec at /openapi.json", err=True)
-    run_gunicorn(app, gunicorn_options(host, port, workers, threads, access_log))
+    master = os.getpid()
+    try: run_gunicorn(app, {**gunicorn_options(host, port, workers, threads, access_log), "child_exit": mark_worker_dead})
+    finally:  # workers leave through here too (gunicorn exits them with SystemExit); only the master cleans up
+        if metrics_dir and os.getpid() == master: shutil.rmtree(metrics_dir, ignore_errors=True)
 
 # %% ../nbs/08_cli.ipynb #2e0c4da3
 def csv_number(cell:str):
@@ -280,7 +297,7 @@ def format_table(answer:dict) -> str:
                      "  ".join(f"{p['probabilities'][n]:>8.3f}" for n in names))
     return "\n".join(lines + [f"model version {answer['model_version']}"])
 
-# %% ../nbs/08_cli.ipynb #30fcd0fc
+# %% ../nbs/08_cli.ipynb #c3a16241
 def explain(error) -> str:
     "A `WineApiError` or `ServerError` as lines for the terminal: the message, then each detail."
     lines = [error.message] + [f"  row {d.get('row', '-')}, {d.get('feature', '-')}: {d['message']}" for d in error.details[1:]]
@@ -289,17 +306,18 @@ def explain(error) -> str:
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--url", help="Ask the server at this URL (e.g. http://127.0.0.1:5000) instead of predicting here.")
+@click.option("--api-key", envvar="WINE_API_KEY", help="API key for a server that needs one  [env: WINE_API_KEY]")
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Model store or version directory, when predicting here  [default: the bundled model]")
 @click.option("--input-format", "kind", type=click.Choice(["auto", "csv", "json"]), default="auto", show_default=True)
 @click.option("--format", "output", type=click.Choice(["json", "table"]), default="json", show_default=True)
-def predict(source, url, model_path, kind, output):
+def predict(source, url, api_key, model_path, kind, output):
     "Predict the rows of SOURCE (a CSV or JSON file, or - for standard input)."
     from wine_api.client import ServerError, WineApiClient, WineApiClientError
     from wine_api.predict import WineApiError
     try:
         body = read_rows(source.read(), kind)
-        answer = WineApiClient(url).predict(body) if url else predict_here(body, model_path)
+        answer = WineApiClient(url, api_key=api_key).predict(body) if url else predict_here(body, model_path)
     except (WineApiError, ServerError) as e: raise click.ClickException(explain(e)) from None
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(format_table(answer) if output == "table" else orjson.dumps(answer).decode())

@@ -37,16 +37,18 @@ def predict_body(rows, # list of lists or of dicts, numpy array, or pandas DataF
     if rows and all(isinstance(r, dict) for r in rows): return {"records": rows}
     return {"instances": rows}
 
-# %% ../nbs/07_client.ipynb #241a141a
+# %% ../nbs/07_client.ipynb #1b839764
 class WineApiClient:
     "A client for a running wine_api server."
     def __init__(self, url:str="http://127.0.0.1:5000", # the server's base URL
                  timeout:float=10.0,  # seconds to wait for a connection and for an answer
                  retries:int=3,       # attempts to connect again when the connection fails
                  backoff:float=0.2,   # base delay between connection attempts, doubling each time
+                 api_key:str=None,    # sent as `Authorization: Bearer <key>` to a server that needs one
                 ):
         self.url, self.timeout = url.rstrip("/"), timeout
         self.session = requests.Session()
+        if api_key: self.session.headers["Authorization"] = f"Bearer {api_key}"
         retry = Retry(total=retries, connect=retries, read=0, status=0, other=0, backoff_factor=backoff,
                       allowed_methods=None, raise_on_status=False)
         self.session.mount("http://", HTTPAdapter(max_retries=retry))

@@ -65,7 +65,7 @@ def require_api_key():
     if token is None: raise Unauthorized("this server needs an API key: send the header 'Authorization: Bearer <key>'")
     if not keys.accepts(token): raise Unauthorized("the API key is not valid")
 
-# %% ../nbs/06_ops.ipynb #3f25023c
+# %% ../nbs/06_ops.ipynb #bec0c719
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a caller's X-Request-ID may hold to be kept as is
 request_log = logging.getLogger("wine_api.requests")
 
@@ -77,7 +77,7 @@ class JsonFormatter(logging.Formatter):
     "Log records as one JSON object per line: time, level, logger, message and the record's `fields`."
     def format(self, record:logging.LogRecord) -> str:
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-                 "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+                 "level": record.levelname, "logger": record.name, "pid": record.process, "message": record.getMessage(),
                  **getattr(record, "fields", {})}
         if record.exc_info: entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

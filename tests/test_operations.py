@@ -1,0 +1,238 @@
+"Operations on real servers: hot reload under load, API keys, metrics across workers, request logs, faults, a short soak."
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import tritonclient.http as triton
+from sklearn.tree import DecisionTreeClassifier
+
+from wine_api.client import ServerError, WineApiClient
+from wine_api.data import feature_schema, load_wine_data
+from wine_api.store import TREE_FILE, bundled_model_dir, list_versions, load_model, save_model, set_current, versions_dir
+
+from conftest import LiveServer, REPO, kill_training_midway, run_cli
+
+sys.path.insert(0, str(REPO/"bench"))
+from loadgen import Load, failed  # noqa: E402
+
+ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
+X = load_wine_data().X.to_numpy()
+BODY = json.dumps({"instances": X[::6].tolist()}).encode()  # 30 rows across all classes
+
+
+def store_with_two_versions(root:Path) -> Path:
+    "A store holding the bundled model as version 1 (current) and a depth-1 tree as version 2."
+    store = root/"models"
+    shutil.copytree(bundled_model_dir(), store)
+    wine = load_wine_data()
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(wine.X.to_numpy(np.float32), wine.y)
+    save_model(stump, store, feature_schema(wine.X), wine.class_names, params={"max_depth": 1}, make_current=False)
+    return store
+
+
+def worker_pids(server) -> list:
+    return [int(p) for p in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()]
+
+
+def pss_mib(server) -> float:
+    "PSS of the server's master and workers, MiB."
+    kib = 0
+    for pid in [server.proc.pid] + worker_pids(server):
+        kib += int(re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M).group(1))
+    return kib / 1024
+
+
+def log_lines(server) -> list:
+    "The JSON lines the (stopped) server wrote to its standard error."
+    lines = []
+    for line in server.log().splitlines():
+        try: lines.append(json.loads(line))
+        except ValueError: pass
+    return lines
+
+
+def versions_seen(outcomes, start, end) -> set:
+    return {o.version for o in outcomes if start <= o.started and o.ended <= end}
+
+
+@pytest.fixture
+def followed_store(tmp_path):
+    "A two-version store, served by a real gunicorn that looks at CURRENT every 0.1 s."
+    store = store_with_two_versions(tmp_path)
+    server = LiveServer("--model-dir", store, env={"WINE_API_RELOAD_INTERVAL": "0.1"})
+    yield store, server
+    server.stop()
+
+
+def test_promote_and_rollback_under_load_fail_no_request(followed_store):
+    store, server = followed_store
+    load = Load("127.0.0.1", server.port, "/predict", BODY, connections=8).start()
+    time.sleep(1.5)
+    before_promote = time.monotonic()
+    assert run_cli("models", "--model-dir", store, "promote", "2", cwd=store.parent).returncode == 0
+    promoted = time.monotonic()
+    time.sleep(1.5)
+    stump = load_model(versions_dir(store)/"2").estimator
+    answer = requests.post(server.url + "/predict", data=BODY, headers={"Content-Type": "application/json"}, timeout=5)
+    assert answer.headers["X-Model-Version"] == "2" and answer.json()["model_version"] == 2
+    probabilities = [list(p["probabilities"].values()) for p in answer.json()["predictions"]]
+    np.testing.assert_array_equal(probabilities, stump.predict_proba(X[::6].astype(np.float32)))
+    before_rollback = time.monotonic()
+    assert run_cli("models", "--model-dir", store, "rollback", cwd=store.parent).returncode == 0
+    rolled_back = time.monotonic()
+    time.sleep(1.5)
+    outcomes = load.stop()
+    assert len(outcomes) > 300 and not failed(outcomes), failed(outcomes)[:3]
+    assert versions_seen(outcomes, 0, before_promote) == {"1"}
+    assert versions_seen(outcomes, promoted + 0.5, before_rollback) == {"2"}  # every worker has swapped within 0.5 s
+    assert versions_seen(outcomes, rolled_back + 0.5, time.monotonic()) == {"1"}
+
+
+def test_a_version_failing_verification_is_never_swapped_in(followed_store):
+    store, server = followed_store
+    damaged = versions_dir(store)/"2"/TREE_FILE
+    damaged.write_bytes(damaged.read_bytes()[:-1])
+    set_current(store, 2)  # what a hand edit or a broken copy would do; `promote` itself refuses it
+    time.sleep(0.5)
+    for _ in range(6):  # every worker looks, and refuses
+        r = requests.post(server.url + "/api/", json=[ROW], timeout=5)
+        assert r.status_code == 200 and r.headers["X-Model-Version"] == "1"
+        time.sleep(0.1)
+    ready = requests.get(server.url + "/ready", timeout=5).json()
+    assert ready["model_version"] == 1
+    assert "CURRENT points at '2', which failed to load" in ready["reload_error"] and "does not match its manifest" in ready["reload_error"]
+    server.stop()
+    errors = [line for line in log_lines(server) if line["level"] == "ERROR"]
+    assert errors and "model reload refused" in errors[0]["message"] and "still serving version 1" in errors[0]["message"]
+
+
+def test_a_training_run_killed_midway_leaves_the_current_model_serving(followed_store, tmp_path):
+    store, server = followed_store
+    load = Load("127.0.0.1", server.port, "/predict", BODY, connections=4).start()
+    assert kill_training_midway(store, tmp_path) == -signal.SIGKILL
+    time.sleep(1)
+    outcomes = load.stop()
+    assert outcomes and not failed(outcomes) and {o.version for o in outcomes} == {"1"}
+    assert list_versions(store) == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
+    key_file = tmp_path_factory.mktemp("keys")/"keys"
+    key_file.write_text("# the ops team\nops-key-0123456789\nci-key-abcdef\n")
+    server = LiveServer("--api-key-file", key_file)
+    yield server
+    server.stop()
+
+
+def test_api_keys_on_a_live_server(keyed_server):
+    url = keyed_server.url
+    r = requests.post(url + "/predict", json={"instances": [ROW]}, timeout=5)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized" and r.headers["WWW-Authenticate"].startswith("Bearer")
+    r = requests.post(url + "/predict", json={"instances": [ROW]}, headers={"Authorization": "Bearer guess"}, timeout=5)
+    assert r.status_code == 401 and r.json()["error"]["message"] == "the API key is not valid"
+    for path in ("/model", "/openapi.json", "/metrics", "/v2/models/wine"):
+        assert requests.get(url + path, timeout=5).status_code == 401, path
+    for path in ("/health", "/ready", "/v2/health/live", "/v2/health/ready"):  # health stays open
+        assert requests.get(url + path, timeout=5).status_code == 200, path
+    r = requests.post(url + "/predict", json={"instances": [ROW]}, headers={"Authorization": "Bearer ci-key-abcdef"}, timeout=5)
+    assert r.status_code == 200 and r.json()["predictions"][0]["class"] == 2
+    assert WineApiClient(url, api_key="ops-key-0123456789").predict_classes([ROW]) == [2]
+    with pytest.raises(ServerError) as e: WineApiClient(url).predict([ROW])
+    assert e.value.status == 401
+    with triton.InferenceServerClient(url=f"127.0.0.1:{keyed_server.port}") as client:
+        assert client.is_server_ready()
+        tensor = triton.InferInput("input-0", [1, 13], "FP32")
+        tensor.set_data_from_numpy(np.array([ROW], dtype=np.float32))
+        result = client.infer("wine", [tensor], headers={"Authorization": "Bearer ops-key-0123456789"})
+        assert result.as_numpy("predict").tolist() == [2]
+    proc = run_cli("predict", "--url", url, "--api-key", "ci-key-abcdef", cwd=REPO, input=json.dumps([ROW]))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["predictions"][0]["class"] == 2
+    proc = run_cli("predict", "--url", url, cwd=REPO, input=json.dumps([ROW]), env={**os.environ, "WINE_API_KEY": "guess"})
+    assert proc.returncode == 1 and "the API key is not valid" in proc.stderr
+
+
+def test_keys_are_never_logged(keyed_server):
+    requests.post(keyed_server.url + "/api/", json=[ROW], headers={"Authorization": "Bearer ops-key-0123456789"}, timeout=5)
+    requests.post(keyed_server.url + "/api/", json=[ROW], headers={"Authorization": "Bearer a-wrong-key-xyz"}, timeout=5)
+    keyed_server.stop()
+    text = json.dumps(log_lines(keyed_server))
+    assert '"status": 401' in text and '"status": 200' in text
+    assert "ops-key" not in text and "ci-key" not in text and "a-wrong-key" not in text
+
+
+def test_metrics_add_up_across_workers_and_every_request_is_logged_once(tmp_path):
+    server = LiveServer()
+    try:
+        estimator = load_model(bundled_model_dir()).estimator
+        for i in range(30):  # a new connection each time, so both workers answer
+            r = requests.post(server.url + "/predict", data=BODY, headers={"Content-Type": "application/json", "Connection": "close",
+                                                                           "X-Request-ID": f"req-{i}"}, timeout=5)
+            assert r.status_code == 200 and r.headers["X-Request-ID"] == f"req-{i}"
+        for _ in range(5):
+            assert requests.post(server.url + "/api/", json=[ROW[:12]], headers={"Connection": "close"}, timeout=5).status_code == 422
+        expected_classes = np.bincount(estimator.predict(X[::6].astype(np.float32)), minlength=3) * 30
+        for _ in range(6):  # whichever worker answers, the figures are the whole server's
+            text = requests.get(server.url + "/metrics", headers={"Connection": "close"}, timeout=5).text
+            assert 'wine_api_requests_total{method="POST",route="/predict",status="200"} 30.0' in text
+            assert 'wine_api_requests_total{method="POST",route="/api/",status="422"} 5.0' in text
+            assert f"wine_api_rows_predicted_total {30 * 30}.0" in text
+            for name, count in zip(["class_0", "class_1", "class_2"], expected_classes):
+                assert f'wine_api_predictions_total{{class_name="{name}"}} {count}.0' in text
+            assert 'wine_api_errors_total{code="invalid_input"} 5.0' in text
+            assert "wine_api_model_version 1.0" in text
+            assert 'wine_api_request_duration_seconds_count{route="/predict"} 30.0' in text
+    finally:
+        server.stop()
+    lines = [line for line in log_lines(server) if line["logger"] == "wine_api.requests"]
+    by_id = {}
+    for line in lines: by_id.setdefault(line["request_id"], []).append(line)
+    for i in range(30):
+        (line,) = by_id[f"req-{i}"]
+        assert (line["method"], line["path"], line["status"], line["rows"], line["model_version"]) == ("POST", "/predict", 200, 30, 1)
+        assert line["duration_ms"] > 0
+    assert len({line["pid"] for line in lines if line["path"] == "/predict"}) == 2  # both workers served
+    assert sum(line.get("error") == "invalid_input" for line in lines) == 5
+
+
+def test_a_worker_killed_under_load_is_replaced_and_only_its_requests_fail():
+    server = LiveServer()
+    try:
+        load = Load("127.0.0.1", server.port, "/predict", BODY, connections=8).start()
+        time.sleep(1.5)
+        victim = worker_pids(server)[0]
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        time.sleep(3)
+        outcomes = load.stop()
+        lost = failed(outcomes)
+        assert len(lost) <= 8, lost  # at most one request per connection the worker held
+        assert all(killed - 1 < o.ended < killed + 2 for o in lost)
+        assert not failed([o for o in outcomes if o.started > killed + 2])
+        assert len([o for o in outcomes if o.started > killed + 2]) > 50
+        assert victim not in worker_pids(server) and len(worker_pids(server)) == 2
+    finally:
+        server.stop()
+
+
+def test_a_short_soak_has_no_errors_and_no_memory_growth():
+    server = LiveServer()
+    try:
+        load = Load("127.0.0.1", server.port, "/predict", BODY, connections=16).start()
+        time.sleep(5)  # the workers' first seconds under load make shared pages private (copy-on-write): a one-off rise
+        before = pss_mib(server)
+        time.sleep(8)
+        after = pss_mib(server)  # both measured under the same load
+        outcomes = load.stop()
+        assert len(outcomes) > 1000 and not failed(outcomes)
+        assert after - before < 2, (before, after)
+    finally:
+        server.stop()
