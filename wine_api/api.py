@@ -9,7 +9,7 @@ __all__ = ['PUBLIC_MANIFEST', 'log', 'routes', 'DEFAULT_CONFIG', 'json_response'
            'http_error', 'http_error_as_json', 'unexpected_error_as_json', 'register_error_handlers', 'openapi_spec',
            'require_key_in_spec', 'create_app']
 
-# %% ../nbs/04_api.ipynb #1e935bf9
+# %% ../nbs/04_api.ipynb #825d3fb4
 import logging
 import threading
 import time
@@ -22,7 +22,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import wine_api
-from .predict import (ModelUnavailable, Prediction, Predictor, UnsupportedMediaType, WineApiError,
+from .predict import (FLOAT32_MAX, ModelUnavailable, Prediction, Predictor, UnsupportedMediaType, WineApiError,
                               decode_json, load_predictor, predict_input, tutorial_input)
 from .store import CURRENT_FILE, MANIFEST_FILE, ModelStoreError, bundled_model_dir, versions_dir
 
@@ -225,7 +225,7 @@ def register_error_handlers(app:Flask):
     app.register_error_handler(HTTPException, http_error_as_json)
     app.register_error_handler(Exception, unexpected_error_as_json)
 
-# %% ../nbs/04_api.ipynb #1a76c76c
+# %% ../nbs/04_api.ipynb #fb87dfc2
 def _error_responses(*statuses) -> dict:
     reasons = {400: "Invalid JSON or an empty body", 401: "No valid API key", 404: "Unknown route", 405: "Method not allowed",
                413: "Too many rows or body too large", 415: "Body not sent as application/json",
@@ -243,7 +243,7 @@ def openapi_spec(feature_names:list, # the served model's features, in order
                 ) -> dict:
     "The OpenAPI 3.1 description of the app's routes."
     n = len(feature_names)
-    number = {"type": "number"}
+    number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}  # the model computes in float32
     row = {"type": "array", "items": number, "minItems": n, "maxItems": n,
            "description": f"{n} numbers in this order: {', '.join(feature_names)}"}
     rows = {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}
