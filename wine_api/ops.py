@@ -5,19 +5,20 @@
 # %% auto #0
 __all__ = ['OPEN_ENDPOINTS', 'REQUEST_ID', 'request_log', 'METRICS', 'LATENCY_BUCKETS', 'REQUESTS', 'LATENCY', 'ROWS',
            'PREDICTIONS', 'ERRORS', 'MODEL_VERSION', 'ops', 'Unauthorized', 'configured_keys', 'ApiKeys',
-           'bearer_token', 'require_api_key', 'request_id', 'JsonFormatter', 'configure_logging', 'metrics_registry',
-           'mark_worker_dead', 'count_prediction', 'metrics', 'start_request', 'finish_request', 'ops_openapi',
-           'init_app']
+           'bearer_token', 'require_api_key', 'request_id', 'RequestLog', 'JsonFormatter', 'configure_logging',
+           'metrics_registry', 'mark_worker_dead', 'child', 'count_prediction', 'report_model_version', 'metrics',
+           'start_request', 'finish_request', 'ops_openapi', 'init_app']
 
-# %% ../nbs/06_ops.ipynb #e561ca9e
+# %% ../nbs/06_ops.ipynb #c08c1b8b
 import hashlib
 import hmac
 import logging
 import os
 import re
 import sys
+import io
 import time
-import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -65,13 +66,28 @@ def require_api_key():
     if token is None: raise Unauthorized("this server needs an API key: send the header 'Authorization: Bearer <key>'")
     if not keys.accepts(token): raise Unauthorized("the API key is not valid")
 
-# %% ../nbs/06_ops.ipynb #bec0c719
+# %% ../nbs/06_ops.ipynb #0fd17976
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a caller's X-Request-ID may hold to be kept as is
-request_log = logging.getLogger("wine_api.requests")
 
 def request_id(incoming:str) -> str:
-    "The caller's request id if it is a sane token, else a new one."
-    return incoming if incoming and REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    "The caller's request id if it is a sane token, else a new random one (128 bits, as a UUID4 has)."
+    return incoming if incoming and REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+
+class RequestLog:
+    """Writes one JSON line per request: to a file descriptor with one `os.write` per line (so the workers' lines never
+    interleave and none waits in a buffer), or to a text stream, or nowhere until `configure_logging` says where."""
+    fd, stream = None, None
+
+    def write(self, fields:dict):
+        "Log one request, described by `fields`."
+        if self.fd is None and self.stream is None: return
+        line = orjson.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                             "level": "INFO", "logger": "wine_api.requests", "pid": os.getpid(), "message": "request",
+                             **fields}) + b"\n"
+        if self.fd is not None: os.write(self.fd, line)
+        else: self.stream.write(line.decode())
+
+request_log = RequestLog()
 
 class JsonFormatter(logging.Formatter):
     "Log records as one JSON object per line: time, level, logger, message and the record's `fields`."
@@ -84,15 +100,19 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(stream=None, # where the lines go; standard error by default
                       level=logging.INFO):
-    "Send the `wine_api` loggers' records to `stream` as JSON lines (what `wine-api serve` does)."
-    handler = logging.StreamHandler(stream or sys.stderr)
+    "Send the `wine_api` loggers' records and the request lines to `stream` as JSON lines (what `wine-api serve` does)."
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("wine_api")
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    try: request_log.fd, request_log.stream = stream.fileno(), None
+    except (AttributeError, OSError, io.UnsupportedOperation): request_log.fd, request_log.stream = None, stream
+    if level > logging.INFO: request_log.fd = request_log.stream = None
 
-# %% ../nbs/06_ops.ipynb #0b0b09bb
+# %% ../nbs/06_ops.ipynb #276c8895
 METRICS = CollectorRegistry()  # this module's own registry, so that importing it twice never registers a metric twice
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REQUESTS = Counter("wine_api_requests", "HTTP requests answered, by route, method and status", ["route", "method", "status"], registry=METRICS)
@@ -113,14 +133,27 @@ def mark_worker_dead(server, worker):
     "gunicorn's `child_exit` hook: a dead worker's gauges no longer count."
     multiprocess.mark_process_dead(worker.pid)
 
+_children = {}  # labelled metrics, looked up once per process: `labels()` costs more than the count itself
+def child(metric, *labels):
+    "The child of `metric` for `labels`."
+    key = (metric, labels)
+    if key not in _children: _children[key] = metric.labels(*labels)
+    return _children[key]
+
 def count_prediction(prediction, class_names:list):
     "Count a prediction's rows, and its rows by predicted class."
-    ROWS.inc(len(prediction.classes))
-    counts = np.bincount(prediction.classes, minlength=len(class_names))
-    for name, count in zip(class_names, counts.tolist()):
-        if count: PREDICTIONS.labels(name).inc(count)
+    classes = prediction.classes
+    ROWS.inc(len(classes))
+    if len(classes) == 1: return child(PREDICTIONS, class_names[classes[0]]).inc()
+    for name, count in zip(class_names, np.bincount(classes, minlength=len(class_names)).tolist()):
+        if count: child(PREDICTIONS, name).inc(count)
 
-# %% ../nbs/06_ops.ipynb #179a15fb
+_served_version = [None]  # what this process last reported in MODEL_VERSION
+def report_model_version(version:int):
+    "Set the model version gauge when this process's version changes."
+    if version != _served_version[0]: MODEL_VERSION.set(version); _served_version[0] = version
+
+# %% ../nbs/06_ops.ipynb #6dea5d77
 ops = Blueprint("ops", __name__)
 
 @ops.get("/metrics")
@@ -130,27 +163,28 @@ def metrics():
 
 def start_request():
     "Note when the request started, and its id."
-    g.started, g.request_id = time.perf_counter(), request_id(request.headers.get("X-Request-ID"))
+    g.started, g.request_id = time.perf_counter(), request_id(request.environ.get("HTTP_X_REQUEST_ID"))
 
 def finish_request(response:Response) -> Response:
     "Count the request, log it, and return its id (and, on a 401, how to authenticate)."
-    duration = time.perf_counter() - g.get("started", time.perf_counter())
-    route = request.url_rule.rule if request.url_rule else "unmatched"
-    REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    LATENCY.labels(route).observe(duration)
-    fields = {"request_id": g.request_id, "method": request.method, "path": request.path,
-              "status": response.status_code, "duration_ms": round(duration * 1000, 3)}
-    if "model_version" in g:
-        MODEL_VERSION.set(g.model_version)
-        fields["model_version"] = g.model_version
-    if "prediction" in g:
-        count_prediction(g.prediction, g.class_names)
-        fields["rows"] = len(g.prediction.classes)
-    if "error_code" in g:
-        ERRORS.labels(g.error_code).inc()
-        fields["error"] = g.error_code
-    request_log.info("request", extra={"fields": fields})
-    response.headers["X-Request-ID"] = g.request_id
+    req, noted = request._get_current_object(), vars(g._get_current_object())  # once, not through the proxies each time
+    duration = time.perf_counter() - noted.get("started", time.perf_counter())
+    route, status, method = req.url_rule.rule if req.url_rule else "unmatched", response.status_code, req.method
+    child(REQUESTS, route, method, str(status)).inc()
+    child(LATENCY, route).observe(duration)
+    fields = {"request_id": noted["request_id"], "method": method, "path": req.path, "status": status,
+              "duration_ms": round(duration * 1000, 3)}
+    if "model_version" in noted:
+        report_model_version(noted["model_version"])
+        fields["model_version"] = noted["model_version"]
+    if "prediction" in noted:
+        count_prediction(noted["prediction"], noted["class_names"])
+        fields["rows"] = len(noted["prediction"].classes)
+    if "error_code" in noted:
+        child(ERRORS, noted["error_code"]).inc()
+        fields["error"] = noted["error_code"]
+    request_log.write(fields)
+    response.headers["X-Request-ID"] = noted["request_id"]
     if response.status_code == 401: response.headers["WWW-Authenticate"] = 'Bearer realm="wine_api"'
     return response
 
