@@ -22,29 +22,18 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import requests
-from sklearn.tree import DecisionTreeClassifier
 
-from wine_api.data import feature_schema, load_wine_data
-from wine_api.store import bundled_model_dir, current_version, list_versions, save_model
+from wine_api.data import load_wine_data
+from wine_api.store import current_version, list_versions
 
 HERE = Path(__file__).resolve().parent
 WINE_API = Path(sys.executable).parent/"wine-api"
 sys.path.insert(0, str(HERE.parent/"tests"))
-from conftest import LiveServer, kill_training_midway  # noqa: E402
+from conftest import LiveServer, kill_training_midway, pss_mib, store_with_two_versions, worker_pids  # noqa: E402
 
 X = load_wine_data().X.to_numpy()
 BODY = json.dumps({"instances": X[::6].tolist()}).encode()  # 30 rows
-
-
-def worker_pids(server) -> list:
-    return [int(p) for p in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()]
-
-
-def pss_mib(server) -> float:
-    return sum(int(re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M).group(1))
-               for pid in [server.proc.pid] + worker_pids(server)) / 1024
 
 
 class Wrk:
@@ -74,15 +63,6 @@ def versions_probe(url, stop:threading.Event, seen:list):
         time.sleep(0.02)
 
 
-def two_version_store(root:Path) -> Path:
-    store = root/"models"
-    shutil.copytree(bundled_model_dir(), store)
-    wine = load_wine_data()
-    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(wine.X.to_numpy(np.float32), wine.y)
-    save_model(stump, store, feature_schema(wine.X), wine.class_names, params={"max_depth": 1}, make_current=False)
-    return store
-
-
 def soak(seconds, connections):
     server = LiveServer()
     try:
@@ -99,7 +79,7 @@ def soak(seconds, connections):
 
 
 def swap_under_load(root, connections, seconds=21):
-    store = two_version_store(root)
+    store = store_with_two_versions(root)
     server = LiveServer("--model-dir", store, env={"WINE_API_RELOAD_INTERVAL": "0.2"})
     try:
         run, stop, seen = Wrk(server.url + "/predict", seconds, connections), threading.Event(), []
@@ -129,7 +109,7 @@ def kill_worker_under_load(connections, seconds=12):
 
 
 def kill_training_under_load(root, connections):
-    store = two_version_store(root/"train")
+    store = store_with_two_versions(root/"train")
     server = LiveServer("--model-dir", store, env={"WINE_API_RELOAD_INTERVAL": "0.2"})
     try:
         run = Wrk(server.url + "/predict", 15, connections)

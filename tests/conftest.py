@@ -113,3 +113,31 @@ def live_server():
     server = LiveServer("--max-rows", 50, "--max-body-bytes", 20_000)
     yield server
     server.stop()
+
+
+def store_with_two_versions(root:Path) -> Path:
+    "A store holding the bundled model as version 1 (current) and a depth-1 tree as version 2."
+    import shutil
+    import numpy as np
+    from sklearn.tree import DecisionTreeClassifier
+    from wine_api.data import feature_schema, load_wine_data
+    from wine_api.store import bundled_model_dir, save_model
+    store = root/"models"
+    shutil.copytree(bundled_model_dir(), store)
+    wine = load_wine_data()
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(wine.X.to_numpy(np.float32), wine.y)
+    save_model(stump, store, feature_schema(wine.X), wine.class_names, params={"max_depth": 1}, make_current=False)
+    return store
+
+
+def worker_pids(server) -> list:
+    return [int(p) for p in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()]
+
+
+def pss_mib(server) -> float:
+    "PSS of the server's master and workers, MiB."
+    import re
+    kib = 0
+    for pid in [server.proc.pid] + worker_pids(server):
+        kib += int(re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M).group(1))
+    return kib / 1024

@@ -3,11 +3,9 @@
 The example counts are bounded so CI stays fast; `FUZZ_EXAMPLES` raises them for a longer run.
 """
 import json
-import math
 import os
 
 import numpy as np
-import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings

@@ -1,24 +1,20 @@
 "Operations on real servers: hot reload under load, API keys, metrics across workers, request logs, faults, a short soak."
 import json
 import os
-import re
-import shutil
 import signal
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 import tritonclient.http as triton
-from sklearn.tree import DecisionTreeClassifier
 
 from wine_api.client import ServerError, WineApiClient
-from wine_api.data import feature_schema, load_wine_data
-from wine_api.store import TREE_FILE, bundled_model_dir, list_versions, load_model, save_model, set_current, versions_dir
+from wine_api.data import load_wine_data
+from wine_api.store import TREE_FILE, bundled_model_dir, list_versions, load_model, set_current, versions_dir
 
-from conftest import LiveServer, REPO, kill_training_midway, run_cli
+from conftest import LiveServer, REPO, kill_training_midway, pss_mib, run_cli, store_with_two_versions, worker_pids
 
 sys.path.insert(0, str(REPO/"bench"))
 from loadgen import Load, failed  # noqa: E402
@@ -26,28 +22,6 @@ from loadgen import Load, failed  # noqa: E402
 ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 X = load_wine_data().X.to_numpy()
 BODY = json.dumps({"instances": X[::6].tolist()}).encode()  # 30 rows across all classes
-
-
-def store_with_two_versions(root:Path) -> Path:
-    "A store holding the bundled model as version 1 (current) and a depth-1 tree as version 2."
-    store = root/"models"
-    shutil.copytree(bundled_model_dir(), store)
-    wine = load_wine_data()
-    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(wine.X.to_numpy(np.float32), wine.y)
-    save_model(stump, store, feature_schema(wine.X), wine.class_names, params={"max_depth": 1}, make_current=False)
-    return store
-
-
-def worker_pids(server) -> list:
-    return [int(p) for p in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()]
-
-
-def pss_mib(server) -> float:
-    "PSS of the server's master and workers, MiB."
-    kib = 0
-    for pid in [server.proc.pid] + worker_pids(server):
-        kib += int(re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M).group(1))
-    return kib / 1024
 
 
 def log_lines(server) -> list:
