@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['OPEN_ENDPOINTS', 'REQUEST_ID', 'request_log', 'METRICS', 'LATENCY_BUCKETS', 'REQUESTS', 'LATENCY', 'ROWS',
            'PREDICTIONS', 'ERRORS', 'MODEL_VERSION', 'ops', 'Unauthorized', 'configured_keys', 'ApiKeys',
-           'bearer_token', 'require_api_key', 'request_id', 'RequestLog', 'JsonFormatter', 'configure_logging',
-           'metrics_registry', 'mark_worker_dead', 'child', 'count_prediction', 'report_model_version', 'metrics',
-           'start_request', 'finish_request', 'ops_openapi', 'init_app']
+           'bearer_token', 'require_api_key', 'request_id', 'json_line', 'RequestLog', 'JsonFormatter',
+           'configure_logging', 'metrics_registry', 'mark_worker_dead', 'child', 'count_prediction',
+           'report_model_version', 'metrics', 'start_request', 'finish_request', 'ops_openapi', 'init_app']
 
 # %% ../nbs/06_ops.ipynb #c08c1b8b
 import hashlib
@@ -66,12 +66,20 @@ def require_api_key():
     if token is None: raise Unauthorized("this server needs an API key: send the header 'Authorization: Bearer <key>'")
     if not keys.accepts(token): raise Unauthorized("the API key is not valid")
 
-# %% ../nbs/06_ops.ipynb #0fd17976
+# %% ../nbs/06_ops.ipynb #13ec0501
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a caller's X-Request-ID may hold to be kept as is
 
 def request_id(incoming:str) -> str:
     "The caller's request id if it is a sane token, else a new random one (128 bits, as a UUID4 has)."
     return incoming if incoming and REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+
+def json_line(level:str, logger:str, message:str, # what every line says
+              created:float=None, # when, in seconds since the epoch; now by default
+              **fields) -> bytes:
+    "One JSON log line: UTC time, level, logger, pid, message, then `fields`."
+    when = datetime.fromtimestamp(time.time() if created is None else created, timezone.utc)
+    return orjson.dumps({"time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": level,
+                         "logger": logger, "pid": os.getpid(), "message": message, **fields}) + b"\n"
 
 class RequestLog:
     """Writes one JSON line per request: to a file descriptor with one `os.write` per line (so the workers' lines never
@@ -81,22 +89,17 @@ class RequestLog:
     def write(self, fields:dict):
         "Log one request, described by `fields`."
         if self.fd is None and self.stream is None: return
-        line = orjson.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                             "level": "INFO", "logger": "wine_api.requests", "pid": os.getpid(), "message": "request",
-                             **fields}) + b"\n"
+        line = json_line("INFO", "wine_api.requests", "request", **fields)
         if self.fd is not None: os.write(self.fd, line)
         else: self.stream.write(line.decode())
 
 request_log = RequestLog()
 
 class JsonFormatter(logging.Formatter):
-    "Log records as one JSON object per line: time, level, logger, message and the record's `fields`."
+    "Log records as JSON lines, like the request lines (`json_line`), with the traceback when there is one."
     def format(self, record:logging.LogRecord) -> str:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-                 "level": record.levelname, "logger": record.name, "pid": record.process, "message": record.getMessage(),
-                 **getattr(record, "fields", {})}
-        if record.exc_info: entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+        extra = {"exception": self.formatException(record.exc_info)} if record.exc_info else {}
+        return json_line(record.levelname, record.name, record.getMessage(), record.created, **extra).decode().rstrip("\n")
 
 def configure_logging(stream=None, # where the lines go; standard error by default
                       level=logging.INFO):
