@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['DATATYPES', 'INT_BITS', 'OUTPUTS', 'INPUT_NAME', 'HEADER_LENGTH', 'EXTENSIONS', 'UNSUPPORTED', 'WBITS', 'v2',
            'ModelNotFound', 'decompressed', 'split_binary', 'Tensor', 'tensor_header', 'input_tensors', 'tensor_rows',
-           'holds_no_boolean', 'tensor_values', 'check_row_count', 'matrix_input', 'feature_inputs', 'model_input',
-           'InferRequest', 'flag', 'requested_outputs', 'infer_request', 'output_array', 'infer_response',
-           'server_metadata', 'model_metadata', 'served_version', 'v2_error_response', 'requested_model',
-           'v2_server_metadata', 'v2_live', 'v2_ready', 'v2_model_metadata', 'v2_model_ready', 'v2_infer', 'init_app',
-           'v2_openapi']
+           'holds_no_boolean', 'binary_values', 'tensor_values', 'check_row_count', 'matrix_input', 'feature_inputs',
+           'model_input', 'InferRequest', 'flag', 'requested_outputs', 'infer_request', 'output_array',
+           'infer_response', 'server_metadata', 'model_metadata', 'served_version', 'v2_error_response',
+           'requested_model', 'v2_server_metadata', 'v2_live', 'v2_ready', 'v2_model_metadata', 'v2_model_ready',
+           'v2_infer', 'init_app', 'v2_openapi']
 
 # %% ../nbs/05_v2.ipynb #e91c3b42
 import zlib
@@ -117,7 +117,7 @@ def input_tensors(inputs, # the request's "inputs"
                            f"binary_data_size add up to {offset}")
     return tensors
 
-# %% ../nbs/05_v2.ipynb #6b4b5c5c
+# %% ../nbs/05_v2.ipynb #c62b325d
 def tensor_rows(tensor:Tensor, width:int) -> list:
     "The JSON data of an `[n, width]` (or `[n]`, width 1) tensor as `n` rows: nested data as sent, flat data cut into rows."
     data, n = tensor.data, tensor.shape[0]
@@ -135,24 +135,29 @@ def holds_no_boolean(rows:list) -> bool:
     if list in types: types |= set(map(type, chain.from_iterable(r for r in rows if type(r) is list)))
     return bool not in types
 
+def binary_values(tensor:Tensor, width:int) -> np.ndarray:
+    "The binary data of an `[n, width]` (or `[n]`) tensor as an `(n, width)` array of its datatype."
+    dtype, n = DATATYPES[tensor.datatype], tensor.shape[0]
+    if len(tensor.raw) != n * width * dtype.itemsize:
+        raise InvalidInput(f"input {tensor.name!r}: binary_data_size is {len(tensor.raw)} bytes, but shape "
+                           f"{list(tensor.shape)} of {tensor.datatype} takes {n * width * dtype.itemsize}")
+    return np.frombuffer(tensor.raw, dtype).reshape(n, width)
+
 def tensor_values(tensor:Tensor, # an `[n, len(names)]` tensor, or `[n]` for one feature
                   names:list,    # the features its columns hold
                   fast:bool,     # the request holds no `true`/`false` at all, so numpy's batch conversion is safe
                  ) -> np.ndarray:
     "The tensor's values as a validated float32 `(n, len(names))` array; bad values named by row and feature."
     int_bits = INT_BITS.get(tensor.datatype)
-    try:
-        if tensor.raw is None:
-            rows = tensor_rows(tensor, len(names))
-            return rows_to_array(rows, names, fast or holds_no_boolean(rows), int_bits)
-        dtype, n = DATATYPES[tensor.datatype], tensor.shape[0]
-        if len(tensor.raw) != n * len(names) * dtype.itemsize:
-            raise InvalidInput(f"binary_data_size is {len(tensor.raw)} bytes, but shape {list(tensor.shape)} of "
-                               f"{tensor.datatype} takes {n * len(names) * dtype.itemsize}")
-        return array_to_input(np.frombuffer(tensor.raw, dtype).reshape(n, len(names)), names, int_bits)
-    except InvalidInput as e:
-        if e.message.startswith("input "): raise
-        raise InvalidInput(f"input {tensor.name!r}: " + ("; ".join(map(problem_text, e.details)) or e.message), e.details) from None
+    if tensor.raw is None:
+        rows = tensor_rows(tensor, len(names))
+        validate = lambda: rows_to_array(rows, names, fast or holds_no_boolean(rows), int_bits)
+    else:
+        values = binary_values(tensor, len(names))
+        validate = lambda: array_to_input(values, names, int_bits)
+    try: return validate()
+    except InvalidInput as e:  # every problem, with the tensor's name: the protocol's error has no `details`
+        raise InvalidInput(f"input {tensor.name!r}: " + "; ".join(map(problem_text, e.details)), e.details) from None
 
 # %% ../nbs/05_v2.ipynb #c99ec12a
 def check_row_count(n:int, what:str, max_rows:int):
