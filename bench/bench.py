@@ -50,8 +50,9 @@ class Server:
         self.name, self.port = name, free_port()
         probe = json.dumps([TUTORIAL_ROW]).encode()
         started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, str(HERE/"serve.py"), name, str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = ([str(Path(sys.executable).parent/"wine-api"), "serve", "--port", str(self.port)] if name == "wine_api"
+                   else [sys.executable, str(HERE/"serve.py"), name, str(self.port)])  # ours exactly as users run it
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while post(self.url("/api/"), probe) != 200:
             if self.proc.poll() is not None: raise RuntimeError(f"{name} exited with {self.proc.returncode}")
             time.sleep(0.005)
