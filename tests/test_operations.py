@@ -101,7 +101,7 @@ def test_a_training_run_killed_midway_leaves_the_current_model_serving(followed_
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
     key_file = tmp_path_factory.mktemp("keys")/"keys"
-    key_file.write_text("# the ops team\nops-key-0123456789\nci-key-abcdef\n")
+    key_file.write_text("# the ops team\nops-key-0123456789abcdef\nci-key-abcdef0123456789\n")
     server = LiveServer("--api-key-file", key_file)
     yield server
     server.stop()
@@ -117,25 +117,25 @@ def test_api_keys_on_a_live_server(keyed_server):
         assert requests.get(url + path, timeout=5).status_code == 401, path
     for path in ("/health", "/ready", "/v2/health/live", "/v2/health/ready"):  # health stays open
         assert requests.get(url + path, timeout=5).status_code == 200, path
-    r = requests.post(url + "/predict", json={"instances": [ROW]}, headers={"Authorization": "Bearer ci-key-abcdef"}, timeout=5)
+    r = requests.post(url + "/predict", json={"instances": [ROW]}, headers={"Authorization": "Bearer ci-key-abcdef0123456789"}, timeout=5)
     assert r.status_code == 200 and r.json()["predictions"][0]["class"] == 2
-    assert WineApiClient(url, api_key="ops-key-0123456789").predict_classes([ROW]) == [2]
+    assert WineApiClient(url, api_key="ops-key-0123456789abcdef").predict_classes([ROW]) == [2]
     with pytest.raises(ServerError) as e: WineApiClient(url).predict([ROW])
     assert e.value.status == 401
     with triton.InferenceServerClient(url=f"127.0.0.1:{keyed_server.port}") as client:
         assert client.is_server_ready()
         tensor = triton.InferInput("input-0", [1, 13], "FP32")
         tensor.set_data_from_numpy(np.array([ROW], dtype=np.float32))
-        result = client.infer("wine", [tensor], headers={"Authorization": "Bearer ops-key-0123456789"})
+        result = client.infer("wine", [tensor], headers={"Authorization": "Bearer ops-key-0123456789abcdef"})
         assert result.as_numpy("predict").tolist() == [2]
-    proc = run_cli("predict", "--url", url, "--api-key", "ci-key-abcdef", cwd=REPO, input=json.dumps([ROW]))
+    proc = run_cli("predict", "--url", url, "--api-key", "ci-key-abcdef0123456789", cwd=REPO, input=json.dumps([ROW]))
     assert proc.returncode == 0 and json.loads(proc.stdout)["predictions"][0]["class"] == 2
     proc = run_cli("predict", "--url", url, cwd=REPO, input=json.dumps([ROW]), env={**os.environ, "WINE_API_KEY": "guess"})
     assert proc.returncode == 1 and "the API key is not valid" in proc.stderr
 
 
 def test_keys_are_never_logged(keyed_server):
-    requests.post(keyed_server.url + "/api/", json=[ROW], headers={"Authorization": "Bearer ops-key-0123456789"}, timeout=5)
+    requests.post(keyed_server.url + "/api/", json=[ROW], headers={"Authorization": "Bearer ops-key-0123456789abcdef"}, timeout=5)
     requests.post(keyed_server.url + "/api/", json=[ROW], headers={"Authorization": "Bearer a-wrong-key-xyz"}, timeout=5)
     keyed_server.stop()
     text = json.dumps(log_lines(keyed_server))

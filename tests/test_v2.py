@@ -182,7 +182,7 @@ BAD_V2_REQUESTS = [  # (name, method, path, body, headers, status, words in the 
      {}, 400, "row 0, feature 'alcohol': expected a number, got the boolean true"),
     ("unknown output", "POST", INFER, infer_body([TENSOR], [{"name": "label"}]), {}, 400, "unknown output 'label'"),
     ("missing feature input", "POST", INFER, infer_body([{"name": f, "shape": [1], "datatype": "FP64", "data": [v]}
-                                                         for f, v in list(zip(FEATURES, ROW))[1:]]), {}, 400, "feature 'alcohol' is missing"),
+                                                         for f, v in list(zip(FEATURES, ROW))[1:]]), {}, 400, "'alcohol': missing input"),
     ("no inputs", "POST", INFER, infer_body([]), {}, 400, "\"inputs\" must be a non-empty list"),
     ("invalid JSON", "POST", INFER, b'{"inputs": [', {}, 400, "not valid JSON"),
     ("empty body", "POST", INFER, b"", {}, 400, "body is empty"),

@@ -14,18 +14,17 @@ __all__ = ['DATATYPES', 'INT_BITS', 'OUTPUTS', 'INPUT_NAME', 'HEADER_LENGTH', 'E
 # %% ../nbs/05_v2.ipynb #e91c3b42
 import zlib
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 
 import numpy as np
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 import wine_api
 from .api import json_response, read_body, ready_predictor
-from .predict import (MAX_DETAILS, Body, InvalidInput, Prediction, Predictor, TooManyRows,
-                              UnsupportedMediaType, WineApiError, array_to_input, decode_json, describe, problem_text,
-                              rows_to_array)
+from .predict import (MAX_DETAILS, Body, BodyTooLarge, InvalidInput, Prediction, Predictor, TooManyRows,
+                              UnsupportedMediaType, WineApiError, array_to_input, ascii_digits, decode_json, describe,
+                              name_problems, problem_text, rows_to_array, shown)
 
 # %% ../nbs/05_v2.ipynb #288bcb8f
 DATATYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8")}
@@ -53,7 +52,7 @@ def decompressed(body:bytes,   # the request body as received
     inflater = zlib.decompressobj(WBITS[encoding])
     try: data = inflater.decompress(body, limit + 1)
     except zlib.error as e: raise InvalidInput(f"the body is not valid {encoding} data: {e}") from None
-    if len(data) > limit: raise RequestEntityTooLarge()
+    if len(data) > limit: raise BodyTooLarge(limit)
     if not inflater.eof: raise InvalidInput(f"the {encoding} body ends before its data does: it was cut short")
     return data
 
@@ -62,7 +61,7 @@ def split_binary(body:bytes,        # the (decompressed) request body
                 ) -> tuple:
     "The JSON header and the binary tensor data that follows it."
     if header_length is None: return body, b""
-    if not header_length.strip().isdigit() or int(header_length) > len(body):
+    if not ascii_digits(header_length) or int(header_length) > len(body):
         raise InvalidInput(f"{HEADER_LENGTH} must be the length of the JSON header, at most the body's {len(body)} "
                            f"bytes; got {header_length!r}")
     return body[:int(header_length)], body[int(header_length):]
@@ -175,15 +174,13 @@ def matrix_input(tensor:Tensor, names:list, max_rows:int, fast:bool) -> np.ndarr
 
 def feature_inputs(tensors:list, names:list, max_rows:int, fast:bool) -> np.ndarray:
     "One `[n]` tensor per feature, named by feature, as the model's input in model order."
-    sent = [t.name for t in tensors]
-    problems = ([f"input {t.name!r} has shape {list(t.shape)}; with one input per feature, each must have shape [n]"
-                 for t in tensors if len(t.shape) != 1] +
-                [f"input {name!r} is sent twice" for name in sorted(set(sent)) if sent.count(name) > 1] +
-                [f"input {name!r} is not a feature; the features are: {', '.join(names)}" for name in sent if name not in names] +
-                [f"feature {name!r} is missing" for name in names if name not in sent])
+    shapes = [f"input {shown(t.name)} has shape {list(t.shape)}; with one input per feature, each must have shape [n]"
+              for t in islice((t for t in tensors if len(t.shape) != 1), MAX_DETAILS)]
+    problems = shapes + [f"{shown(p['feature'])}: {p['message']}" for p in name_problems([t.name for t in tensors], names, "input")]
     if problems: raise InvalidInput("; ".join(problems[:MAX_DETAILS]))
     rows = {t.shape[0] for t in tensors}
-    if len(rows) > 1: raise InvalidInput(f"the feature inputs differ in length ({', '.join(f'{t.name}: {t.shape[0]}' for t in tensors)}); send the same number of rows for each")
+    if len(rows) > 1: raise InvalidInput(f"the feature inputs differ in length ({', '.join(f'{t.name}: {t.shape[0]}' for t in tensors)}); "
+                                         "send the same number of rows for each")
     check_row_count(rows.pop(), "the request", max_rows)
     by_name = {t.name: t for t in tensors}
     return np.hstack([tensor_values(by_name[name], [name], fast) for name in names])
