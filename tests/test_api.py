@@ -113,7 +113,7 @@ BAD_REQUESTS = [  # (name, method, path, body, content type, status, code, words
     ("unknown feature", "POST", "/predict", as_json({"records": [{**dict(zip(FEATURES, ROW)), "colour": 1}]}), "application/json",
      422, "invalid_input", "row 0, feature 'colour': unknown feature"),
     ("unknown column", "POST", "/predict", as_json({"columns": FEATURES[:12] + ["x"], "data": [ROW]}), "application/json", 422,
-     "invalid_input", "columns: 'proline' is a missing column"),
+     "invalid_input", "columns: 'proline': missing column"),
     ("no form", "POST", "/predict", as_json({"rows": [ROW]}), "application/json", 422, "invalid_input", 'exactly one of "instances"'),
     ("too many rows", "POST", "/api/", as_json([ROW] * 51), "application/json", 413, "too_many_rows", "51 rows, more than the limit of 50"),
     ("body too large", "POST", "/api/", as_json([ROW] * 400), "application/json", 413, "request_entity_too_large",

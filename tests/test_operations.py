@@ -82,7 +82,7 @@ def test_a_version_failing_verification_is_never_swapped_in(followed_store):
         time.sleep(0.1)
     ready = requests.get(server.url + "/ready", timeout=5).json()
     assert ready["model_version"] == 1
-    assert "CURRENT points at '2', which failed to load" in ready["reload_error"] and "does not match its manifest" in ready["reload_error"]
+    assert "CURRENT points at version 2, which failed to load" in ready["reload_error"] and "does not match its manifest" in ready["reload_error"]
     server.stop()
     errors = [line for line in log_lines(server) if line["level"] == "ERROR"]
     assert errors and "model reload refused" in errors[0]["message"] and "still serving version 1" in errors[0]["message"]

@@ -4,20 +4,24 @@
 
 # %% auto #0
 __all__ = ['training_notebook', 'parse_value', 'notebook_parameters', 'resolve_parameters', 'TrainingRunError', 'new_report_path',
-           'read_result', 'run_training', 'format_result', 'cli', 'train', 'format_models', 'models', 'switch_current',
-           'promote', 'rollback', 'use_multiprocess_metrics', 'gunicorn_options', 'run_gunicorn', 'serve', 'csv_number',
-           'read_rows', 'predict_here', 'format_table', 'explain', 'predict']
+           'read_result', 'ipc_kernel_manager', 'run_training', 'format_result', 'check_key', 'cli', 'train',
+           'format_models', 'models', 'switch_current', 'promote', 'rollback', 'verify', 'keygen',
+           'use_multiprocess_metrics', 'gunicorn_options', 'json_logger_class', 'check_port_free', 'run_gunicorn',
+           'serve', 'csv_number', 'read_rows', 'predict_here', 'format_table', 'explain', 'predict']
 
 # %% ../nbs/08_cli.ipynb #9c79cc82
 import ast
 import csv
 import io
+import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 import orjson
@@ -50,8 +54,9 @@ def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VA
         if name not in TRAINING_PARAMS:
             raise TrainingParameterError(f"unknown training parameter {name!r}; the parameters are: "
                                          f"{', '.join(TRAINING_PARAMS)} (use --model-dir and --no-current for the rest)")
+    from wine_api.data import load_wine_data
     params = {**{k: defaults[k] for k in TRAINING_PARAMS}, **{name: parse_value(v) for name, v in overrides}}
-    check_training_params(**params)
+    check_training_params(**params, y=load_wine_data().y)
     return params
 
 # %% ../nbs/08_cli.ipynb #eb3e7379
@@ -72,6 +77,15 @@ def read_result(report:Path) -> dict:
     if not outputs: raise TrainingRunError(f"{report} has no result: the run did not reach its last cell")
     return outputs[-1]["application/json"]
 
+def ipc_kernel_manager():
+    "A kernel manager class whose kernels talk over local Unix sockets, not TCP (no port, and no plain-text warning)."
+    from jupyter_client.manager import AsyncKernelManager
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+    return IPCKernelManager
+
 def run_training(params:dict,       # parameters to inject, `model_dir` included
                  report:Path,       # where to write the executed notebook
                  progress:bool=True, # show papermill's progress bar
@@ -82,7 +96,7 @@ def run_training(params:dict,       # parameters to inject, `model_dir` included
     report.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(str(training_notebook()), str(report), parameters=params,
-                                   kernel_name="python3", progress_bar=progress)
+                                   kernel_name="python3", progress_bar=progress, kernel_manager_class=ipc_kernel_manager())
     except PapermillExecutionError as e:
         first_line = e.source.strip().splitlines()[0] if e.source.strip() else ""
         raise TrainingRunError(f"training failed in cell {e.cell_index} ({first_line!r}): {e.ename}: {e.evalue}\n"
@@ -94,14 +108,25 @@ def run_training(params:dict,       # parameters to inject, `model_dir` included
 def format_result(result:dict) -> str:
     "What a finished run says: the version, where it is, its scores."
     m = result["metrics"]
-    return "\n".join([
-        f"Saved model version {result['version']} to {result['path']}" + (" (now current)" if result["current"] else ""),
+    degenerate = [f"WARNING: the model is degenerate and was NOT made current: {result['degenerate']}.",
+                  f"  Change the parameters and train again, or promote it anyway: wine-api models promote {result['version']}"
+                  ] if result.get("degenerate") else []
+    return "\n".join(degenerate + [
+        f"Saved model version {result['version']} to {result['path']}" + (" (now current)" if result["current"] else "")
+        + (", signed" if result.get("signed") else ""),
         f"  held-out accuracy  {m['test_accuracy']:.3f}   macro-F1 {m['test_f1_macro']:.3f}   ({m['test_rows']} rows)",
         f"  {m['cv_folds']}-fold CV accuracy {m['cv_accuracy_mean']:.3f} ± {m['cv_accuracy_std']:.3f}"
         f"   macro-F1 {m['cv_f1_macro_mean']:.3f} ± {m['cv_f1_macro_std']:.3f}",
         f"  tree depth {m['tree_depth']}, {m['tree_leaves']} leaves"])
 
 # %% ../nbs/08_cli.ipynb #64009d7e
+def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a public key)
+             ):
+    "The key at `path`, loaded; a `BadParameter` naming the option if it is no such key."
+    from wine_api.store import ModelStoreError, load_signing_key, load_verify_key
+    try: return (load_signing_key if kind == "signing" else load_verify_key)(path)
+    except ModelStoreError as e: raise click.BadParameter(str(e), param_hint=f"'--{kind}-key'") from None
+
 @click.group()
 @click.version_option(wine_api.__version__, prog_name="wine-api")
 def cli():
@@ -117,8 +142,10 @@ def cli():
 @click.option("--current/--no-current", default=True, show_default=True,
               help="Make the new version the store's current one.")
 @click.option("--list-params", is_flag=True, help="List the training parameters and their defaults, then exit.")
+@click.option("--signing-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Sign the new version with this Ed25519 private key (see `wine-api keygen`).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(overrides, model_dir, report_dir, current, list_params, quiet):
+def train(overrides, model_dir, report_dir, current, signing_key, list_params, quiet):
     "Train a model by executing the training notebook with papermill."
     from wine_api.train import TRAINING_PARAMS, TrainingParameterError
     defaults = notebook_parameters(training_notebook())
@@ -126,9 +153,11 @@ def train(overrides, model_dir, report_dir, current, list_params, quiet):
         return click.echo("\n".join(f"{name} = {defaults[name]!r}" for name in TRAINING_PARAMS))
     try: params = resolve_parameters(overrides, defaults)
     except TrainingParameterError as e: raise click.BadParameter(str(e), param_hint="'-p'") from None
+    if signing_key: check_key(signing_key, "signing")
     report = new_report_path(report_dir)
     click.echo(f"Training with {', '.join(f'{k}={v!r}' for k, v in params.items())}\nReport: {report}")
-    try: result = run_training({**params, "model_dir": str(model_dir.resolve()), "make_current": current},
+    try: result = run_training({**params, "model_dir": str(model_dir.resolve()), "make_current": current,
+                                "signing_key": str(signing_key.resolve()) if signing_key else None},
                                report, progress=not quiet)
     except TrainingRunError as e: raise click.ClickException(str(e)) from None
     from wine_api.store import attach_report
@@ -148,18 +177,20 @@ def format_models(models:list) -> str:
         score = lambda key: f"{s[key]:8.3f}" if key in s else f"{'':8}"
         lines.append(f"{'*' if m['current'] else '':2}{m['version']:>7}  {(m['trained_at'] or '')[:19]:20}  "
                      f"{score('test_accuracy')}  {score('test_f1_macro')}  {cv:>13}  "
-                     + " ".join(f"{k}={v!r}" for k, v in m["params"].items()))
+                     + " ".join(f"{k}={v!r}" for k, v in m["params"].items()) + ("  (signed)" if m.get("signed") else ""))
     return "\n".join(lines)
 
 @cli.group(invoke_without_command=True)
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
               show_default=True, help="The model store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@click.option("--verify-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ed25519 public key: promote, roll back to and verify only versions signed with its private key.")
 @click.pass_context
-def models(ctx, model_dir, as_json):
-    "List the store's versions with their scores (current one marked *); promote or roll back."
+def models(ctx, model_dir, as_json, verify_key):
+    "List the store's versions with their scores (current one marked *); promote, roll back, verify."
     from wine_api.store import list_models
-    ctx.obj = model_dir
+    ctx.obj = SimpleNamespace(model_dir=model_dir, public_key=check_key(verify_key, "verify") if verify_key else None)
     if ctx.invoked_subcommand is not None: return
     found = list_models(model_dir)
     if not found: raise click.ClickException(f"no versions in {model_dir}; train one with `wine-api train --model-dir {model_dir}`")
@@ -178,17 +209,52 @@ def switch_current(model_dir:Path, change, # the store, and a function of it tha
 @models.command()
 @click.argument("version", type=click.IntRange(1))
 @click.pass_obj
-def promote(model_dir, version):
-    "Verify VERSION and make it the current one."
+def promote(store, version):
+    "Verify every file of VERSION (and its signature, with --verify-key) and make it the current one."
     from wine_api.store import promote as promote_version
-    click.echo(switch_current(model_dir, lambda d: promote_version(d, version)))
+    click.echo(switch_current(store.model_dir, lambda d: promote_version(d, version, store.public_key)))
 
 @models.command()
 @click.pass_obj
-def rollback(model_dir):
+def rollback(store):
     "Make the newest version older than the current one current again."
     from wine_api.store import rollback as rollback_version
-    click.echo(switch_current(model_dir, rollback_version))
+    click.echo(switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key)))
+
+@models.command()
+@click.argument("version", type=click.IntRange(1), required=False)
+@click.pass_obj
+def verify(store, version):
+    "Verify VERSION (default: every version): manifest, every file's sha256, the tree, and the signature with --verify-key."
+    from wine_api.store import ModelStoreError, list_versions, verify_version, version_dir
+    known = list_versions(store.model_dir)
+    if not known: raise click.ClickException(f"no versions in {store.model_dir}")
+    if version and version not in known: raise click.ClickException(f"version {version} is not in {store.model_dir}; versions: {known}")
+    versions = [version] if version else known
+    failed = 0
+    for v in versions:
+        try:
+            verify_version(version_dir(store.model_dir, v), store.public_key)
+            click.echo(f"version {v}: verified" + (", signed with the given key" if store.public_key else ""))
+        except ModelStoreError as e:
+            failed += 1
+            click.echo(f"version {v}: FAILED: {e}")
+    if failed: raise click.ClickException(f"{failed} of {len(versions)} versions failed verification")
+
+@cli.command()
+@click.argument("prefix", type=click.Path(dir_okay=False, path_type=Path))
+def keygen(prefix):
+    "Make an Ed25519 key pair for signing model versions: PREFIX.key (private, keep it secret) and PREFIX.pub."
+    from wine_api.store import new_key_pair
+    private, public = new_key_pair()
+    key_path, pub_path = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
+    for path in (key_path, pub_path):
+        if path.exists(): raise click.ClickException(f"{path} exists; not overwriting a key")
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # readable by its owner only, from the start
+    with os.fdopen(fd, "wb") as f: f.write(private)
+    pub_path.write_bytes(public)
+    click.echo(f"private key: {key_path} (train with --signing-key {key_path})\n"
+               f"public key:  {pub_path} (serve and promote with --verify-key {pub_path})")
 
 # %% ../nbs/08_cli.ipynb #249f9462
 def use_multiprocess_metrics() -> str:
@@ -200,13 +266,34 @@ def use_multiprocess_metrics() -> str:
 def gunicorn_options(host:str="127.0.0.1", # interface to listen on
                      port:int=5000,        # TCP port
                      workers:int=2,        # worker processes
-                     threads:int=4,        # threads per worker
+                     connections:int=1000, # connections each worker keeps at once
                      access_log:bool=False, # log every request to stderr
                     ) -> dict:
     "gunicorn settings for `wine-api serve` (and the benchmark, which must use the same)."
-    return {"bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": threads,
+    return {"bind": f"{host}:{port}", "workers": workers, "worker_class": "gevent", "worker_connections": connections,
             "preload_app": True, "timeout": 30, "graceful_timeout": 10, "keepalive": 5,
             "accesslog": "-" if access_log else None, "proc_name": "wine-api"}
+
+def json_logger_class():
+    "A gunicorn logger class writing gunicorn's own lines as JSON, like the app's."
+    from gunicorn.glogging import Logger
+    from wine_api.ops import JsonFormatter
+    class JsonLogger(Logger):
+        def setup(self, cfg):
+            super().setup(cfg)
+            for handler in self.error_log.handlers + self.access_log.handlers: handler.setFormatter(JsonFormatter())
+    return JsonLogger
+
+def check_port_free(host:str, port:int):
+    "A `ClickException` now, rather than gunicorn's retries later, when `host:port` cannot be listened on."
+    if port == 0: return  # the system picks a free one
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+            s.bind((host, port))
+    except OSError as e:
+        hint = "; another server is listening there: stop it or pick another --port" if e.errno == 98 else ""
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}{hint}") from None
 
 def run_gunicorn(app, # the WSGI app, created before the workers fork
                  options:dict, # gunicorn settings
@@ -216,6 +303,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     class Server(BaseApplication):
         def load_config(self):
+            self.cfg.set("logger_class", json_logger_class())
             for key, value in options.items(): self.cfg.set(key, value)
             # gunicorn 24+ opens a control socket at one fixed path per user; two servers would fight over it
             if "control_socket_disable" in self.cfg.settings: self.cfg.set("control_socket_disable", True)
@@ -228,7 +316,8 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Worker processes.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Threads per worker.")
+@click.option("--connections", default=1000, show_default=True, type=click.IntRange(1),
+              help="Connections each worker keeps at once (gevent workers: a slow client holds no thread).")
 @click.option("--model", "--model-dir", "model_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Model store or version directory  [default: the bundled model]")
 @click.option("--max-rows", type=click.IntRange(1), help="Most rows in one request  [default: 10000]")
@@ -236,23 +325,31 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 @click.option("--model-name", help="The model's name in the V2 protocol's routes  [default: wine]")
 @click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Accepted API keys, one per line (or WINE_API_API_KEYS=k1,k2); health routes stay open.")
+@click.option("--verify-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ed25519 public key: serve only versions signed with its private key (or WINE_API_VERIFY_KEY).")
 @click.option("--access-log", is_flag=True, help="Also write gunicorn's own access log to stderr.")
-def serve(host, port, workers, threads, model_path, max_rows, max_body_bytes, model_name, api_key_file, access_log):
+def serve(host, port, workers, connections, model_path, max_rows, max_body_bytes, model_name, api_key_file, verify_key, access_log):
     "Serve predictions over HTTP with gunicorn; a model store is followed as its current version changes."
+    check_port_free(host, port)
     metrics_dir = use_multiprocess_metrics()
     from wine_api.api import create_app
     from wine_api.ops import configure_logging, mark_worker_dead
+    from wine_api.predict import ConfigError
     configure_logging()
     settings = {"MODEL_PATH": model_path, "MAX_ROWS": max_rows, "MAX_CONTENT_LENGTH": max_body_bytes,
-                "MODEL_NAME": model_name, "API_KEY_FILE": api_key_file}
-    app = create_app({k: v for k, v in settings.items() if v is not None})
+                "MODEL_NAME": model_name, "API_KEY_FILE": api_key_file, "VERIFY_KEY": verify_key}
+    try: app = create_app({k: v for k, v in settings.items() if v is not None})
+    except ConfigError as e: raise click.ClickException(f"cannot serve: {e}") from None
     model = app.extensions["wine_api"].model
     if model.predictor is None: raise click.ClickException(f"cannot serve: {model.error}")
-    click.echo(f"wine-api: serving model version {model.predictor.version} ({model.predictor.artifact.path}) "
-               f"at http://{host}:{port} with {workers} workers; POST /predict or /v2/models/{app.config['MODEL_NAME']}/infer, "
-               f"spec at /openapi.json", err=True)
+    def say_where(server):  # once gunicorn listens: the real port, even with --port 0
+        logging.getLogger("wine_api").info(
+            f"serving model version {model.predictor.version} ({model.predictor.artifact.path}) at "
+            f"{', '.join(map(str, server.LISTENERS))} with {workers} workers; POST /predict or "
+            f"/v2/models/{app.config['MODEL_NAME']}/infer, spec at /openapi.json")
     master = os.getpid()
-    try: run_gunicorn(app, {**gunicorn_options(host, port, workers, threads, access_log), "child_exit": mark_worker_dead})
+    try: run_gunicorn(app, {**gunicorn_options(host, port, workers, connections, access_log),
+                            "child_exit": mark_worker_dead, "when_ready": say_where})
     finally:  # workers leave through here too (gunicorn exits them with SystemExit); only the master cleans up
         if metrics_dir and os.getpid() == master: shutil.rmtree(metrics_dir, ignore_errors=True)
 

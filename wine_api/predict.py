@@ -300,6 +300,7 @@ class Predictor:
 
 # %% ../nbs/03_predict.ipynb #977ab4ae
 def load_predictor(path, # a model store (follows `CURRENT`) or a version directory
+                   public_key=None, # when given, the version must be signed with its private key
                   ) -> Predictor:
     "A `Predictor` for the verified tree at `path`."
-    return Predictor(load_tree(path))
+    return Predictor(load_tree(path, public_key))

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['TRAINING_PARAMS', 'TrainingParameterError', 'make_tree', 'check_split_params', 'check_training_params', 'split_data',
-           'as_model_input', 'cross_validate_tree', 'evaluate', 'plot_confusion_matrix', 'plot_feature_importances']
+           'as_model_input', 'cross_validate_tree', 'evaluate', 'degenerate_reason', 'plot_confusion_matrix',
+           'plot_feature_importances']
 
 # %% ../nbs/02_train.ipynb #d316d028
 import numpy as np
@@ -40,17 +41,27 @@ def _is_number(x) -> bool: return isinstance(x, (int, float, np.number)) and not
 
 def check_split_params(test_size=0.2, # share of rows held out for the final scores
                        cv_folds=5,    # stratified folds for cross-validation
+                       y=None,        # the classes of the data set, to check the split against
+                       random_state=42, # seed of the split
                       ):
-    "Refuse a held-out share outside (0, 1) or fewer than 2 folds."
+    "Refuse a held-out share outside (0, 1), fewer than 2 folds, or (given `y`) a split the data cannot make."
     if not _is_number(test_size) or not 0 < test_size < 1:
         raise TrainingParameterError(f"test_size must be a fraction between 0 and 1 (exclusive), got {test_size!r}")
     if not _is_number(cv_folds) or int(cv_folds) != cv_folds or cv_folds < 2:
         raise TrainingParameterError(f"cv_folds must be a whole number of at least 2, got {cv_folds!r}")
+    if y is None: return
+    try: y_train = train_test_split(y, test_size=test_size, stratify=y, random_state=random_state)[0]
+    except ValueError as e: raise TrainingParameterError(f"test_size={test_size!r} cannot split the {len(y)} rows: {e}") from None
+    fewest = int(pd.Series(y_train).value_counts().min())
+    if cv_folds > fewest:
+        raise TrainingParameterError(f"cv_folds={cv_folds!r} is more than the {fewest} training rows of the rarest class; "
+                                     f"use at most {fewest} folds")
 
-def check_training_params(random_state, max_depth, min_samples_leaf, criterion, test_size, cv_folds
+def check_training_params(random_state, max_depth, min_samples_leaf, criterion, test_size, cv_folds,
+                          y=None, # the classes of the data set, to check the split against
                          ) -> DecisionTreeClassifier:
     "Check all training parameters; the unfitted tree they describe."
-    check_split_params(test_size, cv_folds)
+    check_split_params(test_size, cv_folds, y, random_state)
     return make_tree(random_state, max_depth, min_samples_leaf, criterion)
 
 # %% ../nbs/02_train.ipynb #935e6fdf
@@ -85,6 +96,16 @@ def evaluate(tree:DecisionTreeClassifier, # a fitted tree
     predicted = tree.predict(X)
     return {"test_rows": len(y), "test_accuracy": float(accuracy_score(y, predicted)),
             "test_f1_macro": float(f1_score(y, predicted, average="macro"))}
+
+# %% ../nbs/02_train.ipynb #c9938d69
+def degenerate_reason(metrics:dict,       # the run's metrics: `tree_leaves` and `test_accuracy`
+                      majority_share:float, # share of the largest class among the held-out rows
+                     ) -> str:
+    "Why the model is no better than guessing (one leaf, or no more accurate than always answering the largest class), or None."
+    if metrics["tree_leaves"] <= 1: return "the tree is a single leaf: it answers the same class for every row"
+    if metrics["test_accuracy"] <= majority_share:
+        return (f"its held-out accuracy {metrics['test_accuracy']:.3f} is no better than always answering the largest "
+                f"class ({majority_share:.3f})")
 
 # %% ../nbs/02_train.ipynb #41128c03
 def plot_confusion_matrix(tree, X, y, class_names:list): # class names in label order
