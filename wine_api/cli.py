@@ -7,10 +7,12 @@ __all__ = ['training_notebook', 'parse_value', 'notebook_parameters', 'resolve_p
            'read_result', 'ipc_kernel_manager', 'run_training', 'format_result', 'check_key', 'cli', 'train',
            'format_models', 'models', 'switch_current', 'promote', 'rollback', 'verify', 'keygen',
            'use_multiprocess_metrics', 'gunicorn_options', 'json_logger_class', 'check_port_free', 'run_gunicorn',
-           'serve', 'csv_number', 'read_rows', 'predict_here', 'format_table', 'explain', 'predict']
+           'serve', 'csv_number', 'input_text', 'csv_rows', 'read_rows', 'predict_here', 'format_table', 'explain',
+           'predict']
 
 # %% ../nbs/08_cli.ipynb #9c79cc82
 import ast
+import codecs
 import csv
 import io
 import logging
@@ -361,18 +363,35 @@ def csv_number(cell:str):
     try: return float(cell)
     except ValueError: return cell
 
+def input_text(data:bytes) -> str:
+    "The input as text: UTF-8 (with or without a byte order mark) or UTF-16 with one, as Excel saves 'Unicode text'."
+    from wine_api.predict import EmptyBody, InvalidBody
+    if data.startswith(b"PK\x03\x04"): raise InvalidBody("the input looks like an Excel workbook: save it as CSV first")
+    try: text = data.decode("utf-16") if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InvalidBody(f"the input is not UTF-8 text (byte {e.start} cannot be read): save it as CSV UTF-8") from None
+    if not text.strip(): raise EmptyBody("the input is empty: give a CSV file with a header row, or JSON rows")
+    return text
+
+def csv_rows(text:str) -> list:
+    "The rows of CSV text, its delimiter (comma, semicolon or tab) guessed from its start."
+    try: dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error: dialect = csv.excel
+    return [row for row in csv.reader(io.StringIO(text), dialect) if row]
+
 def read_rows(data:bytes,     # the input's bytes
               kind:str="auto", # "csv", "json", or "auto": JSON if it starts with [ or {
              ) -> dict:
     "A `/predict` body from CSV or JSON input."
     from wine_api.client import predict_body
-    if kind == "auto": kind = "json" if data.lstrip()[:1] in (b"[", b"{") else "csv"
+    from wine_api.predict import decode_json
+    text = input_text(data)
+    if kind == "auto": kind = "json" if text.lstrip()[:1] in ("[", "{") else "csv"
     if kind == "json":
-        from wine_api.predict import decode_json
-        value = decode_json(data).value
+        value = decode_json(text.encode()).value
         return value if isinstance(value, dict) else predict_body(value)
-    header, *rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    return {"columns": [h.strip() for h in header], "data": [[csv_number(c) for c in row] for row in rows if row]}
+    header, *rows = csv_rows(text)
+    return {"columns": [h.strip() for h in header], "data": [[csv_number(c) for c in row] for row in rows]}
 
 def predict_here(body:dict, # a `/predict` body
                  model_path=None, # model store or version directory; None for the bundled model
