@@ -58,6 +58,8 @@ def test_report_is_the_executed_notebook_with_its_plots(depth3_run):
     (["-p", "criterion", "best"], "'criterion' parameter of DecisionTreeClassifier must be a str among"),
     (["-p", "test_size", "1.5"], "test_size must be a fraction between 0 and 1"),
     (["-p", "cv_folds", "1"], "cv_folds must be a whole number of at least 2"),
+    (["-p", "cv_folds", "100"], "cv_folds=100 is more than the 38 training rows of the rarest class"),  # once a cell's failure
+    (["-p", "test_size", "0.99"], "test_size=0.99 cannot split the 178 rows"),
 ])
 def test_bad_parameters_are_refused_before_anything_runs(tmp_path, params, message):
     run = train_into(tmp_path, *params)
@@ -74,11 +76,14 @@ def copy_store(run, root):
 
 def test_a_failing_cell_exits_nonzero_names_the_cell_and_keeps_the_model(tmp_path, depth3_run):
     store, before = copy_store(depth3_run, tmp_path)
-    run = train_into(tmp_path, "-p", "cv_folds", "100")  # valid alone, but more folds than rows of a class
-    assert run.proc.returncode == 1
-    err = " ".join(run.proc.stderr.split())
-    assert "training failed in cell" in err and "cross_validate_tree" in err and "n_splits=100" in err, err
-    assert "no model was saved" in err and str(run.report_files[0]) in err
+    blocker = tmp_path/"blocker"
+    blocker.write_text("a file where the store's parent directory should be")
+    proc = run_cli("train", "--model-dir", blocker/"models", "--report-dir", tmp_path/"reports", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 1
+    err = " ".join(proc.stderr.split())
+    assert "training failed in cell" in err and "NotADirectoryError: [Errno 20] Not a directory" in err, err
+    [report] = sorted((tmp_path/"reports").glob("train-*.ipynb"))
+    assert "no model was saved" in err and str(report) in err
     assert sorted(p.name for p in store.rglob("*")) == before
     assert current_version(store) == 1 and load_model(store).manifest["params"]["max_depth"] == 3
 

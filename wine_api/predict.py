@@ -21,7 +21,7 @@ from operator import itemgetter
 import numpy as np
 import orjson
 
-from .store import LoadedTree, load_tree
+from .store import LoadedTree, verify_version
 
 # %% ../nbs/03_predict.ipynb #e2c41a4f
 def error_body(code:str,         # stable machine-readable code, e.g. `invalid_input`
@@ -302,5 +302,5 @@ class Predictor:
 def load_predictor(path, # a model store (follows `CURRENT`) or a version directory
                    public_key=None, # when given, the version must be signed with its private key
                   ) -> Predictor:
-    "A `Predictor` for the verified tree at `path`."
-    return Predictor(load_tree(path, public_key))
+    "A `Predictor` for the tree at `path`, once every file of its version is verified (see `verify_version`)."
+    return Predictor(verify_version(path, public_key))
