@@ -121,7 +121,7 @@ def test_signed_versions_only_when_serving_with_a_key(tmp_path, depth3_run):
     verify = run_cli("models", "--model-dir", store, "--verify-key", keys/"ops.pub", "verify", cwd=tmp_path)
     lines = verify.stdout.splitlines()
     assert verify.returncode == 1 and len(lines) == 3, verify.stdout
-    assert lines[0].startswith("version 1: FAILED: ") and lines[0].endswith("is not signed, and this server only serves signed versions")
+    assert lines[0].startswith("version 1: FAILED: ") and lines[0].endswith("is not signed, and only signed versions are accepted")
     assert lines[1] == "version 2: verified, signed with the given key"
     assert lines[2].startswith("version 3: FAILED: ") and "is signed by another key" in lines[2]
     server = LiveServer("--model-dir", store, "--verify-key", keys/"ops.pub", env={"WINE_API_RELOAD_INTERVAL": "0.1"})
