@@ -78,7 +78,7 @@ class LiveServer:
     "`wine-api serve` (gunicorn, 2 workers) on a free loopback port; stopped by its PID. Its log goes to a file."
     def __init__(self, *args, env=None, port=None, wait=True):
         import os, tempfile, time, requests
-        self.port = port or free_port()
+        self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         # a file, not a pipe: a pipe nobody reads fills up with the request log and stalls the server
         self.log_file = tempfile.NamedTemporaryFile(prefix="wine-api-serve-", suffix=".log")

@@ -102,3 +102,78 @@ def test_predict_reports_bad_rows_by_row_and_feature(tmp_path, live_server, wher
 def test_predict_says_when_the_server_is_unreachable(tmp_path):
     proc = run_cli("predict", "--url", f"http://127.0.0.1:{free_port()}", cwd=tmp_path, input=json.dumps([TUTORIAL_ROW]))
     assert proc.returncode == 1 and "cannot reach" in proc.stderr
+
+
+def test_predict_classes_matches_a_dataframe_by_column_name(live_server):
+    frame = load_wine_data().X.iloc[:10]
+    client = WineApiClient(live_server.url)
+    expected = client.predict_classes(frame.to_numpy().tolist())
+    assert client.predict_classes(frame[frame.columns[::-1]]) == expected == client.predict_classes(frame)
+
+
+@pytest.mark.parametrize("name, data, words", [
+    ("an empty file", b"", "the input is empty"),
+    ("a blank file", b"\n \n", "the input is empty"),
+    ("an Excel workbook", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 40, "looks like an Excel workbook: save it as CSV"),
+    ("Latin-1 text", "alcohol,proline\n13.2,caf\xe9\n".encode("latin-1"), "is not UTF-8 text (byte 24"),
+    ("a header only", b"alcohol,proline\n", "data is empty"),
+])
+def test_predict_says_in_one_line_why_it_cannot_read_a_file(tmp_path, name, data, words):
+    (tmp_path/"input").write_bytes(data)
+    import subprocess
+    from conftest import WINE_API
+    from_stdin = subprocess.run([WINE_API, "predict"], input=data, capture_output=True, cwd=tmp_path, timeout=60)
+    from_stdin.stderr = from_stdin.stderr.decode()
+    for proc in (run_cli("predict", tmp_path/"input", cwd=tmp_path), from_stdin):
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith("Error: ") and words in proc.stderr, proc.stderr
+
+
+def test_predict_reads_csv_as_excel_saves_it(tmp_path):
+    frame = load_wine_data().X.iloc[::30]
+    (tmp_path/"unicode.txt").write_bytes(frame.to_csv(index=False, sep="\t").encode("utf-16"))  # "Unicode text"
+    (tmp_path/"semicolons.csv").write_bytes(b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=";").encode())  # CSV UTF-8
+    answers = [run_cli("predict", tmp_path/name, cwd=tmp_path) for name in ("unicode.txt", "semicolons.csv")]
+    assert all(a.returncode == 0 for a in answers), [a.stderr for a in answers]
+    assert json.loads(answers[0].stdout) == json.loads(answers[1].stdout)
+    assert len(json.loads(answers[0].stdout)["predictions"]) == len(frame)
+
+
+@pytest.mark.parametrize("url, words", [
+    ("127.0.0.1:5000", "is not a server URL: write it with its scheme, e.g. http://127.0.0.1:5000"),
+    ("http://127.0.0.1:5000/predict", "names a route (/predict); give the server's base URL, e.g. http://127.0.0.1:5000"),
+    ("http://127.0.0.1:5000/api/", "names a route (/api)"),
+])
+def test_predict_explains_a_malformed_url(tmp_path, url, words):
+    proc = run_cli("predict", "--url", url, cwd=tmp_path, input=json.dumps([TUTORIAL_ROW]))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and words in proc.stderr, proc.stderr
+
+
+def test_serve_on_a_port_in_use_fails_at_once_and_says_why(tmp_path, live_server):
+    import time
+    started = time.monotonic()
+    proc = run_cli("serve", "--port", live_server.port, cwd=tmp_path, timeout=60)
+    assert time.monotonic() - started < 5
+    assert proc.returncode == 1 and "serving" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == (f"Error: cannot listen on 127.0.0.1:{live_server.port}: Address already in use; "
+                                   "another server is listening there: stop it or pick another --port")
+
+
+def test_serve_on_port_0_says_the_port_it_got():
+    import re, requests
+    server = LiveServer(port=0, wait=False)
+    try:
+        import time
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "serving model version" not in server.log(): time.sleep(0.1)
+        [line] = [json.loads(l) for l in server.log().splitlines() if "serving model version" in l]
+        port = int(re.search(r"at http://127\.0\.0\.1:(\d+) ", line["message"]).group(1))
+        assert port != 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200: break
+            except requests.ConnectionError: time.sleep(0.1)
+        assert requests.post(f"http://127.0.0.1:{port}/api/", json=[TUTORIAL_ROW], timeout=5).json() == [2]
+    finally:
+        server.stop()

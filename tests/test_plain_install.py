@@ -69,3 +69,13 @@ def test_a_plain_install_trains_lists_verifies_promotes_and_serves(plain_venv):
     finally:
         server.terminate()
         assert server.wait(timeout=30) == 0
+
+
+def test_the_wheel_says_alpha_and_carries_the_license(plain_venv):
+    import email
+    from importlib.metadata import Distribution
+    [dist_info] = (plain_venv/"venv"/"lib").glob("python3*/site-packages/wine_api-*.dist-info")
+    metadata = email.message_from_string((dist_info/"METADATA").read_text())
+    assert "Development Status :: 3 - Alpha" in metadata.get_all("Classifier")
+    assert metadata["License"] == "Apache Software License 2.0"
+    assert (REPO/"LICENSE").read_text().lstrip().startswith("Apache License")

@@ -212,9 +212,9 @@ def health():
 @routes.get("/ready")
 def ready():
     "A verified model is loaded; 503 with the reason otherwise. `reload_error` says why a new version was refused."
+    version = ready_predictor().version  # first: this may be the moment the slot looks at CURRENT again
     error = current_app.extensions["wine_api"].reload_error
-    return json_response({"status": "ready", "model_version": ready_predictor().version,
-                          **({"reload_error": error} if error else {})})
+    return json_response({"status": "ready", "model_version": version, **({"reload_error": error} if error else {})})
 
 @routes.get("/model")
 def model_info():

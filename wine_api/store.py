@@ -352,7 +352,7 @@ def check_signature(version_dir:Path, manifest_bytes:bytes, public_key:Ed25519Pu
     "Refuse a version that is unsigned, signed by another key, or whose manifest is not the one signed."
     path = Path(version_dir)/SIGNATURE_FILE
     if not path.is_file() or path.is_symlink():
-        raise ModelSignatureError(f"version at {version_dir} is not signed, and this server only serves signed versions")
+        raise ModelSignatureError(f"version at {version_dir} is not signed, and only signed versions are accepted")
     try:
         signed = json.loads(path.read_bytes()[:4096])
         if signed.get("format") != SIGNATURE_FORMAT: raise ValueError()
