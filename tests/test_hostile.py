@@ -22,7 +22,7 @@ LIMIT = 2_000_000  # the hostile server's body limit: large enough for bodies bu
 
 @pytest.fixture(scope="module")
 def server():
-    server = LiveServer("--max-body-bytes", LIMIT)
+    server = LiveServer("--max-body-bytes", LIMIT, env={"WINE_API_BODY_TIMEOUT": "1"})
     yield server
     server.stop()
 
@@ -119,6 +119,17 @@ def test_framing_and_structure_tricks_get_a_4xx(server, name, request_bytes, sta
     answer = raw(server, request_bytes)
     assert status_of(answer) == status, answer[:300]
     assert still_serving(server)
+
+
+def test_a_body_slower_than_the_deadline_gets_a_408_then_the_server_hangs_up(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        started, chunks = time.monotonic(), [s.recv(65536)]
+        assert 0.9 < time.monotonic() - started < 3
+        while chunk := s.recv(65536): chunks.append(chunk)  # until the server hangs up (if it did not, a timeout raises)
+    answer = b"".join(chunks)
+    assert status_of(answer) == 408, answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["message"] == "the request body took longer than 1 s to arrive"
 
 
 REQUEST_LINES = st.sampled_from([b"POST /api/ HTTP/1.1", b"POST /predict HTTP/1.1", b"POST /v2/models/wine/infer HTTP/1.1",

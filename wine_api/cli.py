@@ -6,7 +6,7 @@
 __all__ = ['PARSER_ERRORS', 'training_notebook', 'parse_value', 'notebook_parameters', 'resolve_parameters', 'TrainingRunError',
            'new_report_path', 'read_result', 'ipc_kernel_manager', 'run_training', 'format_result', 'check_key', 'cli',
            'train', 'format_models', 'models', 'switch_current', 'promote', 'rollback', 'verify', 'keygen',
-           'use_multiprocess_metrics', 'gunicorn_options', 'json_logger_class', 'json_gevent_worker', 'check_port_free',
+           'use_multiprocess_metrics', 'gunicorn_options', 'json_logger_class', 'gevent_worker', 'check_port_free',
            'run_gunicorn', 'serve', 'csv_number', 'input_text', 'csv_rows', 'read_rows', 'predict_here', 'format_table',
            'explain', 'predict']
 
@@ -98,7 +98,8 @@ def run_training(params:dict,       # parameters to inject, `model_dir` included
     report.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(str(training_notebook()), str(report), parameters=params,
-                                   kernel_name="python3", progress_bar=progress, kernel_manager_class=ipc_kernel_manager())
+                                   kernel_name="python3", progress_bar=progress,
+                                   kernel_manager_class=ipc_kernel_manager())
     except PapermillExecutionError as e:
         first_line = e.source.strip().splitlines()[0] if e.source.strip() else ""
         raise TrainingRunError(f"training failed in cell {e.cell_index} ({first_line!r}): {e.ename}: {e.evalue}\n"
@@ -111,7 +112,8 @@ def format_result(result:dict) -> str:
     "What a finished run says: the version, where it is, its scores."
     m = result["metrics"]
     degenerate = [f"WARNING: the model is degenerate and was NOT made current: {result['degenerate']}.",
-                  f"  Change the parameters and train again, or promote it anyway: wine-api models promote {result['version']}"
+                  "  Change the parameters and train again, or promote it anyway: "
+                  f"wine-api models promote {result['version']}"
                   ] if result.get("degenerate") else []
     return "\n".join(degenerate + [
         f"Saved model version {result['version']} to {result['path']}" + (" (now current)" if result["current"] else "")
@@ -179,7 +181,8 @@ def format_models(models:list) -> str:
         score = lambda key: f"{s[key]:8.3f}" if key in s else f"{'':8}"
         lines.append(f"{'*' if m['current'] else '':2}{m['version']:>7}  {(m['trained_at'] or '')[:19]:20}  "
                      f"{score('test_accuracy')}  {score('test_f1_macro')}  {cv:>13}  "
-                     + " ".join(f"{k}={v!r}" for k, v in m["params"].items()) + ("  (signed)" if m.get("signed") else ""))
+                     + " ".join(f"{k}={v!r}" for k, v in m["params"].items())
+                     + ("  (signed)" if m.get("signed") else ""))
     return "\n".join(lines)
 
 @cli.group(invoke_without_command=True)
@@ -227,11 +230,12 @@ def rollback(store):
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.pass_obj
 def verify(store, version):
-    "Verify VERSION (default: every version): manifest, every file's sha256, the tree, and the signature with --verify-key."
+    "Verify VERSION (default: all): manifest, every file's sha256, the tree; the signature with --verify-key."
     from wine_api.store import ModelStoreError, list_versions, verify_version, version_dir
     known = list_versions(store.model_dir)
     if not known: raise click.ClickException(f"no versions in {store.model_dir}")
-    if version and version not in known: raise click.ClickException(f"version {version} is not in {store.model_dir}; versions: {known}")
+    if version and version not in known:
+        raise click.ClickException(f"version {version} is not in {store.model_dir}; versions: {known}")
     versions = [version] if version else known
     failed = 0
     for v in versions:
@@ -272,7 +276,8 @@ def gunicorn_options(host:str="127.0.0.1", # interface to listen on
                      access_log:bool=False, # log every request to stderr
                     ) -> dict:
     "gunicorn settings for `wine-api serve` (and the benchmark, which must use the same)."
-    return {"bind": f"{host}:{port}", "workers": workers, "worker_class": json_gevent_worker(), "worker_connections": connections,
+    return {"bind": f"{host}:{port}", "workers": workers,
+            "worker_class": gevent_worker(), "worker_connections": connections,
             "preload_app": True, "timeout": 30, "graceful_timeout": 10, "keepalive": 5,
             "accesslog": "-" if access_log else None, "proc_name": "wine-api"}
 
@@ -290,13 +295,18 @@ PARSER_ERRORS = {  # what gunicorn's parser refuses -> (status, code); any other
     "LimitRequestLine": (414, "uri_too_long"), "LimitRequestHeaders": (431, "request_header_fields_too_large"),
     "ExpectationFailed": (417, "expectation_failed"), "ForbiddenProxyRequest": (403, "forbidden")}
 
-def json_gevent_worker():
-    "gunicorn's gevent worker, answering a request its parser refuses as the app answers errors: JSON, and a 4xx."
+def gevent_worker():
+    "gunicorn's gevent worker, fair between connections, answering a request its parser refuses as the app answers errors."
+    import gevent
     from gunicorn.http.errors import ParseException
     from gunicorn.util import write_nonblock
     from gunicorn.workers.ggevent import GeventWorker
     from wine_api.predict import error_body
-    class JsonErrorGeventWorker(GeventWorker):
+    class WineApiGeventWorker(GeventWorker):
+        def handle_request(self, *args):
+            try: return super().handle_request(*args)
+            finally: gevent.sleep(0)  # let the other connections in: a client that asks again at once would keep the worker
+
         def handle_error(self, req, client, addr, exc):
             if not isinstance(exc, ParseException) or type(exc).__name__ == "ConfigurationProblem":
                 return super().handle_error(req, client, addr, exc)
@@ -307,7 +317,7 @@ def json_gevent_worker():
             try: write_nonblock(client, head.encode() + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                                 % (len(body), body))
             except OSError: pass
-    return JsonErrorGeventWorker
+    return WineApiGeventWorker
 
 def check_port_free(host:str, port:int):
     "A `ClickException` now, rather than gunicorn's retries later, when `host:port` cannot be listened on."
@@ -353,7 +363,8 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 @click.option("--verify-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Ed25519 public key: serve only versions signed with its private key (or WINE_API_VERIFY_KEY).")
 @click.option("--access-log", is_flag=True, help="Also write gunicorn's own access log to stderr.")
-def serve(host, port, workers, connections, model_path, max_rows, max_body_bytes, model_name, api_key_file, verify_key, access_log):
+def serve(host, port, workers, connections, model_path, max_rows, max_body_bytes, model_name, api_key_file, verify_key,
+          access_log):
     "Serve predictions over HTTP with gunicorn; a model store is followed as its current version changes."
     check_port_free(host, port)
     metrics_dir = use_multiprocess_metrics()
@@ -390,7 +401,8 @@ def input_text(data:bytes) -> str:
     "The input as text: UTF-8 (with or without a byte order mark) or UTF-16 with one, as Excel saves 'Unicode text'."
     from wine_api.predict import EmptyBody, InvalidBody
     if data.startswith(b"PK\x03\x04"): raise InvalidBody("the input looks like an Excel workbook: save it as CSV first")
-    try: text = data.decode("utf-16") if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else data.decode("utf-8-sig")
+    utf16 = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    try: text = data.decode("utf-16" if utf16 else "utf-8-sig")
     except UnicodeDecodeError as e:
         raise InvalidBody(f"the input is not UTF-8 text (byte {e.start} cannot be read): save it as CSV UTF-8") from None
     if not text.strip(): raise EmptyBody("the input is empty: give a CSV file with a header row, or JSON rows")

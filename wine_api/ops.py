@@ -132,11 +132,14 @@ def json_line(level:str, logger:str, message:str, # what every line says
 class RequestLog:
     """Writes one JSON line per request: to a file descriptor with one `os.write` per line (so the workers' lines never
     interleave and none waits in a buffer), or to a text stream, or nowhere until `configure_logging` says where."""
-    fd, stream = None, None
+    def __init__(self, fd:int=None, # a file descriptor to write to
+                 stream=None):      # or a text stream, when there is no descriptor
+        self.fd, self.stream = fd, stream
 
     def write(self, fields:dict):
         "Log one request, described by `fields`."
-        if self.fd is not None or self.stream is not None: self.write_line(json_line("INFO", "wine_api.requests", "request", **fields))
+        if self.fd is None and self.stream is None: return
+        self.write_line(json_line("INFO", "wine_api.requests", "request", **fields))
 
     def write_line(self, line:bytes):
         "Write one whole line."
@@ -165,14 +168,13 @@ def configure_logging(stream=None, # where the lines go; standard error by defau
                       level=logging.INFO):
     "Send the `wine_api` loggers' records and the request lines to `stream` as JSON lines (what `wine-api serve` does)."
     stream = stream or sys.stderr
-    try: request_log.fd, request_log.stream = stream.fileno(), None
-    except (AttributeError, OSError, io.UnsupportedOperation): request_log.fd, request_log.stream = None, stream
+    try: fd, stream = stream.fileno(), None  # one os.write a line
+    except (AttributeError, OSError, io.UnsupportedOperation): fd = None
     logger = logging.getLogger("wine_api")
-    logger.handlers[:] = [JsonLineHandler(RequestLog())]
-    logger.handlers[0].log.fd, logger.handlers[0].log.stream = request_log.fd, request_log.stream
+    logger.handlers[:] = [JsonLineHandler(RequestLog(fd, stream))]
     logger.setLevel(level)
     logger.propagate = False
-    if level > logging.INFO: request_log.fd = request_log.stream = None
+    request_log.fd, request_log.stream = (fd, stream) if level <= logging.INFO else (None, None)
 
 # %% ../nbs/06_ops.ipynb #276c8895
 METRICS = CollectorRegistry()  # this module's own registry, so that importing it twice never registers a metric twice
