@@ -1,6 +1,7 @@
 "Operations on real servers: hot reload under load, API keys, metrics across workers, request logs, faults, a short soak."
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -222,3 +223,38 @@ def test_a_short_soak_has_no_errors_and_no_memory_growth():
         assert after - before < 2, (before, after)
     finally:
         server.stop()
+
+
+def test_rows_are_counted_and_logged_on_every_prediction_route():
+    "3 rows through each of /api/, /predict, V2 JSON and V2 binary: the counters and the log lines say 3 each time."
+    server = LiveServer("--workers", 1)
+    rows = X[[0, 70, 150]].astype(np.float32)  # one wine of each class
+    try:
+        def rows_predicted() -> float:
+            text = requests.get(server.url + "/metrics", timeout=5).text
+            return float(re.search(r"^wine_api_rows_predicted_total ([\d.]+)$", text, re.M).group(1))
+        def by_class() -> dict:
+            text = requests.get(server.url + "/metrics", timeout=5).text
+            return {m[0]: float(m[1]) for m in re.findall(r'^wine_api_predictions_total\{class_name="(\w+)"\} ([\d.]+)$', text, re.M)}
+        sends = {
+            "/api/": lambda: requests.post(server.url + "/api/", json=rows.tolist(), timeout=5),
+            "/predict": lambda: requests.post(server.url + "/predict", json={"instances": rows.tolist()}, timeout=5),
+            "/v2 JSON": lambda: requests.post(server.url + "/v2/models/wine/infer", timeout=5, json={
+                "inputs": [{"name": "input-0", "shape": [3, 13], "datatype": "FP32", "data": rows.ravel().tolist()}]}),
+        }
+        for name, send in sends.items():
+            before, classes_before = rows_predicted(), by_class()
+            assert send().status_code == 200, name
+            assert rows_predicted() == before + 3, name
+            after = by_class()
+            assert {c: after[c] - classes_before.get(c, 0) for c in after} == {"class_0": 1, "class_1": 1, "class_2": 1}, name
+        before = rows_predicted()
+        with triton.InferenceServerClient(url=f"127.0.0.1:{server.port}") as client:
+            tensor = triton.InferInput("input-0", [3, 13], "FP32")
+            tensor.set_data_from_numpy(rows)
+            assert client.infer("wine", [tensor]).as_numpy("predict").tolist() == [0, 1, 2]
+        assert rows_predicted() == before + 3
+    finally:
+        server.stop()
+    infer_lines = [line for line in log_lines(server) if line.get("path") in ("/api/", "/predict", "/v2/models/wine/infer")]
+    assert [line["rows"] for line in infer_lines] == [3, 3, 3, 3], infer_lines

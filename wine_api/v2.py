@@ -21,7 +21,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
 import wine_api
-from .api import json_response, read_body, ready_predictor
+from .api import json_response, predicted, read_body, ready_predictor
 from .predict import (MAX_DETAILS, Body, BodyTooLarge, InvalidInput, Prediction, Predictor, TooManyRows,
                               UnsupportedMediaType, WineApiError, array_to_input, ascii_digits, decode_json, describe,
                               name_problems, problem_text, rows_to_array, shown)
@@ -348,7 +348,7 @@ def v2_infer(model_name:str, model_version:str=None):
     body = decompressed(read_body(request.environ, limit), headers.get("Content-Encoding", ""), limit)
     header, binary = split_binary(body, headers.get(HEADER_LENGTH))
     checked = infer_request(decode_json(header), binary, predictor.feature_names, config["MAX_ROWS"])
-    answer, header_length = infer_response(model_name, predictor.version, checked, predictor.predict(checked.X))
+    answer, header_length = infer_response(model_name, predictor.version, checked, predicted(predictor, checked.X))
     if header_length is None: return Response(answer, mimetype="application/json")
     return Response(answer, mimetype="application/octet-stream", headers={HEADER_LENGTH: str(header_length)})
 
