@@ -93,6 +93,11 @@ def test_made_up_methods_add_no_metric_series(server):
     assert still_serving(server)
 
 
+def post(path:bytes, body:bytes) -> bytes:
+    return (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (path, len(body), body))
+
+
 CHUNKED = (b"POST /api/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
            b"Connection: close\r\n\r\n")
 
@@ -112,6 +117,9 @@ def chunked(*pieces:bytes) -> bytes:
                                    "Content-Length: 2\r\nConnection: close\r\n\r\n{}".encode("latin-1"), 400),
     ("nested 100,000 deep", b"POST /api/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n"
                             b"Connection: close\r\n\r\n" + b"[" * 100_000 + b"]" * 100_000, 400),
+    ("lone surrogate as a record's key", post(b"/predict", rb'{"records": [{"\ud800": 1}]}'), 400),
+    ("lone surrogate as V2's id", post(b"/v2/models/wine/infer", rb'{"id": "\udfff", "inputs": []}'), 400),
+    ("lone surrogate as a value", post(b"/api/", rb'[["\udc00"]]'), 400),
     ("nested 100,000 deep over V2", b"POST /v2/models/wine/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n"
                                     b"Connection: close\r\n\r\n" + b"[" * 100_000 + b"]" * 100_000, 400),
 ])
@@ -138,7 +146,10 @@ HEADER_VALUES = st.one_of(st.binary(max_size=12), st.sampled_from([b"-1", b"1e3"
 HEADERS = st.lists(st.tuples(st.sampled_from([b"Content-Length", b"Transfer-Encoding", b"Content-Type", b"Content-Encoding",
                                               b"Inference-Header-Content-Length", b"Expect", b"X-Request-ID"]),
                              HEADER_VALUES), max_size=4)
-BODIES = st.one_of(st.binary(max_size=200), st.builds(lambda depth: b"[" * depth + b"]" * depth, st.integers(0, 5000)),
+SURROGATES = st.builds(lambda n, form: (form % ("\\u%04x" % n)).encode(), st.integers(0xD800, 0xDFFF),
+                       st.sampled_from(['{"records": [{"%s": 1}]}', '{"columns": ["%s"], "data": [[1]]}', '[["%s"]]',
+                                        '{"id": "%s", "inputs": [{"name": "x", "shape": [1, 13], "datatype": "FP32", "data": [1]}]}']))
+BODIES = st.one_of(st.binary(max_size=200), SURROGATES, st.builds(lambda depth: b"[" * depth + b"]" * depth, st.integers(0, 5000)),
                    st.builds(lambda n: b"1" * n, st.integers(0, 6000)))
 
 

@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['MAX_DETAILS', 'FLOAT32_MAX', 'PREDICT_FORMS', 'ROWS_FIELD', 'error_body', 'WineApiError', 'EmptyBody', 'InvalidJSON',
            'InvalidInput', 'TooManyRows', 'UnsupportedMediaType', 'ModelUnavailable', 'InvalidBody', 'RequestTimeout',
-           'ConfigError', 'BodyTooLarge', 'Body', 'ascii_digits', 'decode_json', 'shown', 'describe', 'value_problem',
-           'row_problems', 'first_problems', 'problem_text', 'invalid_input', 'out_of_range', 'numeric_array',
-           'rows_to_array', 'array_to_input', 'check_rows', 'record_problems', 'records_to_array', 'name_problems',
-           'columns_to_array', 'tutorial_input', 'predict_input', 'Prediction', 'Predictor', 'load_predictor']
+           'ConfigError', 'BodyTooLarge', 'Body', 'ascii_digits', 'decode_json', 'writable', 'shown', 'describe',
+           'value_problem', 'row_problems', 'first_problems', 'problem_text', 'invalid_input', 'out_of_range',
+           'numeric_array', 'rows_to_array', 'array_to_input', 'check_rows', 'record_problems', 'records_to_array',
+           'name_problems', 'columns_to_array', 'tutorial_input', 'predict_input', 'Prediction', 'Predictor',
+           'load_predictor']
 
 # %% ../nbs/03_predict.ipynb #f3e0dc3c
 import json
@@ -75,9 +76,19 @@ def decode_json(body:bytes) -> Body:
     if not body.strip(): raise EmptyBody("the request body is empty: send a JSON document")
     try: return Body(orjson.loads(body), b"true" not in body and b"false" not in body)
     except orjson.JSONDecodeError: pass
-    try: return Body(json.loads(body), False)
+    try: value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e: raise InvalidJSON(f"the request body is not valid JSON: {e}") from None
     except RecursionError: raise InvalidJSON("the request body nests arrays or objects too deeply") from None
+    return Body(writable(value), False)
+
+def writable(value):
+    "`value` if orjson can write it back (answers and logs echo parts of it); else `InvalidJSON` saying why it cannot."
+    try: orjson.dumps(value)
+    except orjson.JSONEncodeError as e:
+        if "surrogates" in str(e): raise InvalidJSON("the request body holds a lone surrogate (\\ud800-\\udfff), "
+                                                     "which is no Unicode character") from None
+        raise InvalidJSON("the request body nests arrays or objects too deeply") from None
+    return value
 
 # %% ../nbs/03_predict.ipynb #34aaa714
 FLOAT32_MAX = float(np.finfo(np.float32).max)
