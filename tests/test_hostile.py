@@ -203,3 +203,37 @@ def test_asking_for_keys_and_getting_none_refuses_to_start(tmp_path, how, value)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("Error: cannot serve: ") and "Traceback" not in proc.stderr, proc.stderr
     print(f"\n{how} {value!r}: {proc.stderr.strip()}")
+
+
+BIG = "x" * 100_000
+ROW_TENSOR = {"name": "input-0", "shape": [1, 13], "datatype": "FP32", "data": ROW}
+
+
+@pytest.mark.parametrize("name, path, body", [
+    ("50,000 unknown top-level keys", "/predict", {f"key{i}": 1 for i in range(50_000)}),
+    ("a 100 KB top-level key", "/predict", {"instances": [ROW], BIG: 1}),
+    ("a 100 KB record key", "/predict", {"records": [{BIG: 1}]}),
+    ("a 100 KB string value", "/api/", [[BIG] * 13]),
+    ("a 100 KB output name", "/v2/models/wine/infer", {"inputs": [ROW_TENSOR], "outputs": [{"name": BIG}]}),
+    ("a 100 KB input name", "/v2/models/wine/infer", {"inputs": [{**ROW_TENSOR, "name": BIG, "datatype": "BAD"}]}),
+    ("a 100 KB datatype", "/v2/models/wine/infer", {"inputs": [{**ROW_TENSOR, "datatype": BIG}]}),
+    ("a 10,000-item datatype", "/v2/models/wine/infer", {"inputs": [{**ROW_TENSOR, "datatype": list(range(10_000))}]}),
+    ("a huge binary_data_size", "/v2/models/wine/infer", {"inputs": [{**ROW_TENSOR, "parameters": {"binary_data_size": [1] * 10_000}}]}),
+    ("a 100 KB model name", "/v2/models/" + "m" * 3000 + "/infer", {"inputs": [ROW_TENSOR]}),
+])
+def test_an_error_answer_stays_small_whatever_was_sent(server, name, path, body):
+    r = requests.post(server.url + path, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=10)
+    assert 400 <= r.status_code < 500 and len(r.content) < 2_000, (r.status_code, len(r.content), r.content[:200])
+
+
+@pytest.mark.parametrize("where", ["datatype", "output name", "input name", "id", "outputs", "parameters"])
+def test_lists_and_objects_where_strings_belong_get_a_400(server, where):
+    odd = [[1], {"a": 1}]
+    body = {"datatype": {"inputs": [{**ROW_TENSOR, "datatype": odd}]},
+            "output name": {"inputs": [ROW_TENSOR], "outputs": [{"name": odd}]},
+            "input name": {"inputs": [{**ROW_TENSOR, "name": odd}]},
+            "id": {"id": odd, "inputs": [ROW_TENSOR]},
+            "outputs": {"inputs": [ROW_TENSOR], "outputs": {"name": "predict"}},
+            "parameters": {"inputs": [ROW_TENSOR], "parameters": odd}}[where]
+    r = requests.post(server.url + "/v2/models/wine/infer", json=body, timeout=10)
+    assert r.status_code == 400 and "error" in r.json(), (r.status_code, r.content[:200])

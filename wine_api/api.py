@@ -29,7 +29,7 @@ from werkzeug.exceptions import HTTPException
 
 import wine_api
 from .predict import (FLOAT32_MAX, BodyTooLarge, ConfigError, InvalidBody, ModelUnavailable, Prediction,
-                              Predictor, RequestTimeout, UnsupportedMediaType, WineApiError, ascii_digits, decode_json,
+                              Predictor, RequestTimeout, UnsupportedMediaType, WineApiError, ascii_digits, decode_json, shown,
                               load_predictor, predict_input, tutorial_input)
 from .store import (ModelStoreError, bundled_model_dir, is_version_dir, load_verify_key, read_pointer,
                             version_dir)
@@ -185,7 +185,7 @@ def request_body(limit:int): # most bytes accepted
     mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if mimetype != "application/json":
         raise UnsupportedMediaType(f"send the body as JSON with 'Content-Type: application/json'; "
-                                   f"got {mimetype or 'no Content-Type'!r}")
+                                   f"got {shown(mimetype) if mimetype else 'no Content-Type'}")
     return decode_json(read_body(environ, limit, current_app.config["BODY_TIMEOUT"]))
 
 # %% ../nbs/04_api.ipynb #f40fe91b

@@ -8,8 +8,8 @@ __all__ = ['MAX_DETAILS', 'FLOAT32_MAX', 'PREDICT_FORMS', 'ROWS_FIELD', 'error_b
            'ConfigError', 'BodyTooLarge', 'Body', 'ascii_digits', 'decode_json', 'writable', 'shown', 'describe',
            'value_problem', 'row_problems', 'first_problems', 'problem_text', 'invalid_input', 'out_of_range',
            'numeric_array', 'rows_to_array', 'array_to_input', 'check_rows', 'record_problems', 'records_to_array',
-           'name_problems', 'columns_to_array', 'tutorial_input', 'predict_input', 'Prediction', 'Predictor',
-           'load_predictor']
+           'name_problems', 'columns_to_array', 'keys_text', 'tutorial_input', 'predict_input', 'Prediction',
+           'Predictor', 'load_predictor']
 
 # %% ../nbs/03_predict.ipynb #f3e0dc3c
 import json
@@ -92,8 +92,9 @@ def writable(value):
 
 # %% ../nbs/03_predict.ipynb #34aaa714
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-def shown(name:str, limit:int=40) -> str:
-    "A name the caller sent, quoted and cut to `limit` characters: errors echo what was sent, never much of it."
+def shown(name, limit:int=40) -> str:
+    "A name the caller sent, quoted and cut to `limit` characters (anything else described): errors echo little of it."
+    if not isinstance(name, str): return describe(name)
     return repr(name[:limit]) + ("..." if len(name) > limit else "")
 
 def describe(value) -> str:
@@ -103,7 +104,7 @@ def describe(value) -> str:
     if isinstance(value, str): return f"the string {shown(value)}"
     if isinstance(value, (list, tuple)): return "a list"
     if isinstance(value, dict): return "an object"
-    return repr(value)
+    return repr(value)[:40]
 
 def value_problem(value,
                   int_bits:int=None, # the value must be an integer of this many bits; None accepts any number
@@ -250,6 +251,11 @@ def columns_to_array(columns:list, data:list, names:list, fast:bool=True) -> np.
 PREDICT_FORMS = {"instances": {"instances"}, "records": {"records"}, "columns": {"columns", "data"}}  # form -> its keys
 ROWS_FIELD = {"instances": "instances", "records": "records", "columns": "data"}  # form -> the key holding its rows
 
+def keys_text(value:dict, most:int=5) -> str:
+    "The first keys of an object the caller sent, for a message: `the keys 'a', 'b' (and 3 more)`."
+    more = len(value) - most
+    return "the keys " + ", ".join(map(shown, islice(value, most))) + (f" (and {more} more)" if more > 0 else "")
+
 def tutorial_input(body:Body, names:list, max_rows:int) -> np.ndarray:
     "The tutorial's body, a list of rows in model feature order, as a validated array."
     check_rows(body.value, "the body", max_rows, len(names))
@@ -261,7 +267,7 @@ def predict_input(body:Body, names:list, max_rows:int) -> np.ndarray:
     forms = [form for form in PREDICT_FORMS if isinstance(value, dict) and form in value]
     if len(forms) != 1 or set(value) != PREDICT_FORMS[forms[0]]:
         raise InvalidInput('expected an object with exactly one of "instances", "records", or "columns" with "data"; '
-                           f"got {describe(value) if not isinstance(value, dict) else 'the keys ' + ', '.join(map(repr, value))}")
+                           f"got {describe(value) if not isinstance(value, dict) else keys_text(value)}")
     rows = value[ROWS_FIELD[forms[0]]]
     check_rows(rows, ROWS_FIELD[forms[0]], max_rows, len(names))
     if forms[0] == "instances": return rows_to_array(rows, names, body.fast)

@@ -48,7 +48,7 @@ def decompressed(body:bytes,   # the request body as received
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"): return body
     if encoding not in WBITS:
-        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or no encoding")
+        raise UnsupportedMediaType(f"Content-Encoding {shown(encoding)} is not supported; send gzip, deflate or no encoding")
     inflater = zlib.decompressobj(WBITS[encoding])
     try: data = inflater.decompress(body, limit + 1)
     except zlib.error as e: raise InvalidInput(f"the body is not valid {encoding} data: {e}") from None
@@ -63,7 +63,7 @@ def split_binary(body:bytes,        # the (decompressed) request body
     if header_length is None: return body, b""
     if not ascii_digits(header_length) or int(header_length) > len(body):
         raise InvalidInput(f"{HEADER_LENGTH} must be the length of the JSON header, at most the body's {len(body)} "
-                           f"bytes; got {header_length!r}")
+                           f"bytes; got {shown(header_length)}")
     return body[:int(header_length)], body[int(header_length):]
 
 # %% ../nbs/05_v2.ipynb #378195b8
@@ -84,13 +84,13 @@ def tensor_header(spec, # one element of the request's "inputs"
     name, shape, datatype = spec.get("name"), spec.get("shape"), spec.get("datatype")
     if not isinstance(name, str): raise InvalidInput(f"inputs[{i}] needs a \"name\" string; got {describe(name)}")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise InvalidInput(f"input {name!r}: \"shape\" must be a list of non-negative integers; got {describe(shape) if not isinstance(shape, list) else shape}")
-    if datatype not in DATATYPES:
-        raise InvalidInput(f"input {name!r}: datatype {datatype!r} is not accepted; send one of {', '.join(DATATYPES)}")
+        raise InvalidInput(f"input {shown(name)}: \"shape\" must be a list of non-negative integers; got {describe(shape) if not isinstance(shape, list) else shape}")
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise InvalidInput(f"input {shown(name)}: datatype {shown(datatype)} is not accepted; send one of {', '.join(DATATYPES)}")
     parameters = spec.get("parameters", {})
-    if not isinstance(parameters, dict): raise InvalidInput(f"input {name!r}: \"parameters\" must be an object")
+    if not isinstance(parameters, dict): raise InvalidInput(f"input {shown(name)}: \"parameters\" must be an object")
     for key, what in UNSUPPORTED.items():
-        if key in parameters: raise InvalidInput(f"input {name!r}: {what} is not supported; send the data in the request")
+        if key in parameters: raise InvalidInput(f"input {shown(name)}: {what} is not supported; send the data in the request")
     return name, tuple(shape), datatype, parameters
 
 def input_tensors(inputs, # the request's "inputs"
@@ -105,12 +105,12 @@ def input_tensors(inputs, # the request's "inputs"
         size = parameters.get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0 or offset + size > len(binary):
-                raise InvalidInput(f"input {name!r}: binary_data_size {size!r} does not fit the {len(binary) - offset} "
+                raise InvalidInput(f"input {shown(name)}: binary_data_size {shown(size)} does not fit the {len(binary) - offset} "
                                    f"bytes of binary data left after the JSON header")
             tensors.append(Tensor(name, shape, datatype, raw=binary[offset:offset + size]))
             offset += size
         elif "data" in spec: tensors.append(Tensor(name, shape, datatype, data=spec["data"]))
-        else: raise InvalidInput(f"input {name!r} has no values: send \"data\", or binary data with parameters.binary_data_size")
+        else: raise InvalidInput(f"input {shown(name)} has no values: send \"data\", or binary data with parameters.binary_data_size")
     if offset != len(binary):
         raise InvalidInput(f"the body has {len(binary)} bytes of binary data after the JSON header, but the inputs' "
                            f"binary_data_size add up to {offset}")
@@ -120,12 +120,12 @@ def input_tensors(inputs, # the request's "inputs"
 def tensor_rows(tensor:Tensor, width:int) -> list:
     "The JSON data of an `[n, width]` (or `[n]`, width 1) tensor as `n` rows: nested data as sent, flat data cut into rows."
     data, n = tensor.data, tensor.shape[0]
-    if not isinstance(data, list): raise InvalidInput(f"input {tensor.name!r}: \"data\" must be a list; got {describe(data)}")
+    if not isinstance(data, list): raise InvalidInput(f"input {shown(tensor.name)}: \"data\" must be a list; got {describe(data)}")
     if data and isinstance(data[0], list):
-        if len(data) != n: raise InvalidInput(f"input {tensor.name!r}: data has {len(data)} rows; shape {list(tensor.shape)} says {n}")
+        if len(data) != n: raise InvalidInput(f"input {shown(tensor.name)}: data has {len(data)} rows; shape {list(tensor.shape)} says {n}")
         return data
     if len(data) != n * width:
-        raise InvalidInput(f"input {tensor.name!r}: data has {len(data)} values; shape {list(tensor.shape)} needs {n * width}")
+        raise InvalidInput(f"input {shown(tensor.name)}: data has {len(data)} values; shape {list(tensor.shape)} needs {n * width}")
     return [data[i:i + width] for i in range(0, len(data), width)]
 
 def holds_no_boolean(rows:list) -> bool:
@@ -138,7 +138,7 @@ def binary_values(tensor:Tensor, width:int) -> np.ndarray:
     "The binary data of an `[n, width]` (or `[n]`) tensor as an `(n, width)` array of its datatype."
     dtype, n = DATATYPES[tensor.datatype], tensor.shape[0]
     if len(tensor.raw) != n * width * dtype.itemsize:
-        raise InvalidInput(f"input {tensor.name!r}: binary_data_size is {len(tensor.raw)} bytes, but shape "
+        raise InvalidInput(f"input {shown(tensor.name)}: binary_data_size is {len(tensor.raw)} bytes, but shape "
                            f"{list(tensor.shape)} of {tensor.datatype} takes {n * width * dtype.itemsize}")
     return np.frombuffer(tensor.raw, dtype).reshape(n, width)
 
@@ -156,7 +156,7 @@ def tensor_values(tensor:Tensor, # an `[n, len(names)]` tensor, or `[n]` for one
         validate = lambda: array_to_input(values, names, int_bits)
     try: return validate()
     except InvalidInput as e:  # every problem, with the tensor's name: the protocol's error has no `details`
-        raise InvalidInput(f"input {tensor.name!r}: " + "; ".join(map(problem_text, e.details)), e.details) from None
+        raise InvalidInput(f"input {shown(tensor.name)}: " + "; ".join(map(problem_text, e.details)), e.details) from None
 
 # %% ../nbs/05_v2.ipynb #c99ec12a
 def check_row_count(n:int, what:str, max_rows:int):
@@ -167,9 +167,9 @@ def check_row_count(n:int, what:str, max_rows:int):
 def matrix_input(tensor:Tensor, names:list, max_rows:int, fast:bool) -> np.ndarray:
     "One `[n, 13]` tensor as the model's input."
     if len(tensor.shape) != 2 or tensor.shape[1] != len(names):
-        raise InvalidInput(f"input {tensor.name!r} has shape {list(tensor.shape)}; send one input of shape [n, {len(names)}] "
+        raise InvalidInput(f"input {shown(tensor.name)} has shape {list(tensor.shape)}; send one input of shape [n, {len(names)}] "
                            f"(the features in this order: {', '.join(names)}), or {len(names)} inputs of shape [n] named by feature")
-    check_row_count(tensor.shape[0], f"input {tensor.name!r}", max_rows)
+    check_row_count(tensor.shape[0], f"input {shown(tensor.name)}", max_rows)
     return tensor_values(tensor, names, fast)
 
 def feature_inputs(tensors:list, names:list, max_rows:int, fast:bool) -> np.ndarray:
@@ -219,14 +219,14 @@ def requested_outputs(outputs,          # the request's "outputs", or None
     chosen = []
     for i, spec in enumerate(outputs):
         name = spec.get("name") if isinstance(spec, dict) else None
-        if name not in OUTPUTS:
-            raise InvalidInput(f"outputs[{i}]: unknown output {name!r}; the model's outputs are: {', '.join(OUTPUTS)}")
-        if name in dict(chosen): raise InvalidInput(f"outputs[{i}]: output {name!r} is asked for twice")
+        if not isinstance(name, str) or name not in OUTPUTS:  # a list is no name, and cannot be looked up
+            raise InvalidInput(f"outputs[{i}]: unknown output {shown(name)}; the model's outputs are: {', '.join(OUTPUTS)}")
+        if name in dict(chosen): raise InvalidInput(f"outputs[{i}]: output {shown(name)} is asked for twice")
         parameters = spec.get("parameters", {})
-        if not isinstance(parameters, dict): raise InvalidInput(f"output {name!r}: \"parameters\" must be an object")
+        if not isinstance(parameters, dict): raise InvalidInput(f"output {shown(name)}: \"parameters\" must be an object")
         for key, what in UNSUPPORTED.items():
-            if key in parameters: raise InvalidInput(f"output {name!r}: {what} is not supported")
-        chosen.append((name, flag(parameters, "binary_data", f"output {name!r}", default=binary)))
+            if key in parameters: raise InvalidInput(f"output {shown(name)}: {what} is not supported")
+        chosen.append((name, flag(parameters, "binary_data", f"output {shown(name)}", default=binary)))
     return tuple(chosen)
 
 def infer_request(body:Body,    # the decoded JSON header
@@ -293,9 +293,9 @@ def served_version(model_name:str,     # the model the request names
                    predictor:Predictor,
                   ) -> Predictor:
     "The predictor when the request names the served model (and version); `ModelNotFound` otherwise."
-    if model_name != served_name: raise ModelNotFound(f"unknown model {model_name!r}; this server serves {served_name!r}")
+    if model_name != served_name: raise ModelNotFound(f"unknown model {shown(model_name)}; this server serves {served_name!r}")
     if model_version is not None and model_version != str(predictor.version):
-        raise ModelNotFound(f"model {served_name!r} has no version {model_version!r} here; "
+        raise ModelNotFound(f"model {served_name!r} has no version {shown(model_version)} here; "
                             f"the served version is {str(predictor.version)!r}")
     return predictor
 
