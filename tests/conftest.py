@@ -74,10 +74,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_ready(url:str, proc=None, seconds:float=30) -> bool:
+    "Whether the server at `url` answers `/ready` with 200 within `seconds` (False at once if `proc` exits)."
+    import time, requests
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None: return False
+        try:
+            if requests.get(url + "/ready", timeout=1).status_code == 200: return True
+        except requests.ConnectionError: time.sleep(0.05)
+    return False
+
+
 class LiveServer:
     "`wine-api serve` (gunicorn, 2 workers) on a free loopback port; stopped by its PID. Its log goes to a file."
     def __init__(self, *args, env=None, port=None, wait=True):
-        import os, tempfile, time, requests
+        import os, tempfile
         self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         # a file, not a pipe: a pipe nobody reads fills up with the request log and stalls the server
@@ -86,14 +98,9 @@ class LiveServer:
                                      stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
                                      env={**os.environ, **(env or {})})
         if not wait: return
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None: raise RuntimeError(f"server exited: {self.log()}")
-            try:
-                if requests.get(self.url + "/ready", timeout=1).status_code == 200: return
-            except requests.ConnectionError: time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not become ready")
+        if not wait_until_ready(self.url, self.proc):
+            self.stop()
+            raise RuntimeError(f"server did not become ready: {self.log()}")
 
     def log(self) -> str:
         "Everything the server has written to standard error so far."

@@ -7,7 +7,7 @@ import pytest
 
 from wine_api.client import ServerError, ServerUnavailable, WineApiClient
 from wine_api.data import load_wine_data
-from conftest import LiveServer, free_port, run_cli
+from conftest import LiveServer, free_port, run_cli, wait_until_ready
 
 TUTORIAL_ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 
@@ -169,11 +169,7 @@ def test_serve_on_port_0_says_the_port_it_got():
         [line] = [json.loads(l) for l in server.log().splitlines() if "serving model version" in l]
         port = int(re.search(r"at http://127\.0\.0\.1:(\d+) ", line["message"]).group(1))
         assert port != 0
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200: break
-            except requests.ConnectionError: time.sleep(0.1)
+        assert wait_until_ready(f"http://127.0.0.1:{port}", server.proc)
         assert requests.post(f"http://127.0.0.1:{port}/api/", json=[TUTORIAL_ROW], timeout=5).json() == [2]
     finally:
         server.stop()

@@ -1,15 +1,13 @@
 """What a new user gets from `pip install wine_api`, without the `[dev]` extras: a fresh virtual environment with the
 wheel and its declared requirements only, used from outside the checkout. It trains, lists, verifies, promotes and
 serves; a degenerate model is not made current; training prints no kernel noise."""
-import os
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, wait_until_ready
 
 ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 
@@ -59,11 +57,7 @@ def test_a_plain_install_trains_lists_verifies_promotes_and_serves(plain_venv):
                               cwd=plain_venv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               env={"PATH": f"{plain_venv/'venv'/'bin'}:/usr/bin:/bin", "HOME": str(plain_venv)})
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200: break
-            except requests.ConnectionError: time.sleep(0.1)
+        assert wait_until_ready(f"http://127.0.0.1:{port}", server)
         r = requests.post(f"http://127.0.0.1:{port}/api/", json=[ROW], timeout=5)
         assert r.status_code == 200 and r.headers["X-Model-Version"] == "1" and r.json() == [2]
     finally:
@@ -73,7 +67,6 @@ def test_a_plain_install_trains_lists_verifies_promotes_and_serves(plain_venv):
 
 def test_the_wheel_says_alpha_and_carries_the_license(plain_venv):
     import email
-    from importlib.metadata import Distribution
     [dist_info] = (plain_venv/"venv"/"lib").glob("python3*/site-packages/wine_api-*.dist-info")
     metadata = email.message_from_string((dist_info/"METADATA").read_text())
     assert "Development Status :: 3 - Alpha" in metadata.get_all("Classifier")

@@ -31,8 +31,7 @@ import wine_api
 from .predict import (FLOAT32_MAX, BodyTooLarge, ConfigError, InvalidBody, ModelUnavailable, Prediction,
                               Predictor, RequestTimeout, UnsupportedMediaType, WineApiError, ascii_digits, decode_json, shown,
                               load_predictor, predict_input, tutorial_input)
-from .store import (ModelStoreError, bundled_model_dir, is_version_dir, load_verify_key, read_pointer,
-                            version_dir)
+from .store import ModelStoreError, bundled_model_dir, is_version_dir, load_verify_key, read_pointer
 
 # %% ../nbs/04_api.ipynb #9f1872ed
 def json_response(payload, # anything orjson can write, numpy arrays included

@@ -544,7 +544,7 @@ def verify_version(path, # a store (follows `CURRENT`) or a version directory
                   ) -> LoadedTree:
     "Check everything of a version: manifest, signature, every file's sha256 (the pickle's too, never unpickled), the tree."
     tree = load_tree(path, public_key)
-    for name in tree.manifest["files"]: read_verified_bytes(tree.path, tree.manifest, name)
+    for name in tree.manifest["files"].keys() - {TREE_FILE}: read_verified_bytes(tree.path, tree.manifest, name)
     return tree
 
 # %% ../nbs/01_store.ipynb #48706475
