@@ -298,7 +298,7 @@ PARSER_ERRORS = {  # what gunicorn's parser refuses -> (status, code); any other
 def gevent_worker():
     "gunicorn's gevent worker, fair between connections, answering a request its parser refuses as the app answers errors."
     import gevent
-    from gunicorn.http.errors import ParseException
+    from gunicorn.http.errors import ConfigurationProblem, ParseException
     from gunicorn.util import write_nonblock
     from gunicorn.workers.ggevent import GeventWorker
     from wine_api.predict import error_body
@@ -308,7 +308,7 @@ def gevent_worker():
             finally: gevent.sleep(0)  # let the other connections in: a client that asks again at once would keep the worker
 
         def handle_error(self, req, client, addr, exc):
-            if not isinstance(exc, ParseException) or type(exc).__name__ == "ConfigurationProblem":
+            if not isinstance(exc, ParseException) or isinstance(exc, ConfigurationProblem):  # ours to answer: a 500
                 return super().handle_error(req, client, addr, exc)
             status, code = PARSER_ERRORS.get(type(exc).__name__, (400, "bad_request"))  # gunicorn says 501 for a
             self.log.warning("invalid request from %s: %s", (addr or ("",))[0], str(exc)[:200])  # bad transfer coding
@@ -316,7 +316,7 @@ def gevent_worker():
             head = f"HTTP/1.1 {status} {code.replace('_', ' ').title()}\r\nConnection: close\r\n"
             try: write_nonblock(client, head.encode() + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                                 % (len(body), body))
-            except OSError: pass
+            except OSError: pass  # the client is gone; there is no one left to tell
     return WineApiGeventWorker
 
 def check_port_free(host:str, port:int):

@@ -4,17 +4,17 @@
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'TREE_FILE', 'MANIFEST_FILE', 'SIGNATURE_FILE', 'CURRENT_FILE', 'REPORT_FILE',
-           'VERSIONS_DIR', 'MAX_TREE_DEPTH', 'MANIFEST_SCHEMA', 'TREE_ARRAYS', 'SIGNATURE_FORMAT', 'SIGNED_PREFIX',
-           'MAX_MANIFEST_BYTES', 'ModelStoreError', 'ModelNotFoundError', 'ModelIntegrityError', 'ModelSignatureError',
-           'IncompatibleModelError', 'fsync_dir', 'write_new_file', 'replace_file', 'runtime_versions', 'file_digest',
-           'manifest_problem', 'build_manifest', 'export_tree', 'tree_to_bytes', 'tree_from_bytes', 'tree_problem',
-           'versions_dir', 'list_versions', 'read_pointer', 'current_version', 'version_dir', 'is_version_dir',
-           'set_current', 'Artifact', 'LoadedModel', 'LoadedTree', 'new_key_pair', 'load_signing_key',
-           'load_verify_key', 'key_id', 'sign_manifest', 'check_signature', 'save_model', 'read_manifest_bytes',
-           'parse_manifest', 'read_manifest', 'resolve_version_dir', 'check_format', 'check_pickle_compatible',
-           'read_verified_bytes', 'check_matches_manifest', 'check_version_number', 'read_checked_manifest',
-           'load_model', 'check_tree_matches_manifest', 'load_tree', 'verify_version', 'bundled_model_dir',
-           'attach_report', 'version_summary', 'list_models', 'promote', 'rollback']
+           'VERSIONS_DIR', 'MAX_TREE_DEPTH', 'MANIFEST_SCHEMA', 'MANIFEST_VALIDATOR', 'TREE_ARRAYS', 'SIGNATURE_FORMAT',
+           'SIGNED_PREFIX', 'MAX_MANIFEST_BYTES', 'ModelStoreError', 'ModelNotFoundError', 'ModelIntegrityError',
+           'ModelSignatureError', 'IncompatibleModelError', 'fsync_dir', 'write_new_file', 'replace_file',
+           'runtime_versions', 'file_digest', 'manifest_problem', 'build_manifest', 'export_tree', 'tree_to_bytes',
+           'tree_from_bytes', 'tree_problem', 'versions_dir', 'list_versions', 'read_pointer', 'current_version',
+           'version_dir', 'is_version_dir', 'set_current', 'Artifact', 'LoadedModel', 'LoadedTree', 'new_key_pair',
+           'load_signing_key', 'load_verify_key', 'key_id', 'sign_manifest', 'check_signature', 'save_model',
+           'read_manifest_bytes', 'parse_manifest', 'read_manifest', 'resolve_version_dir', 'check_format',
+           'check_pickle_compatible', 'read_verified_bytes', 'check_matches_manifest', 'check_version_number',
+           'read_checked_manifest', 'load_model', 'check_tree_matches_manifest', 'load_tree', 'verify_version',
+           'bundled_model_dir', 'attach_report', 'version_summary', 'list_models', 'promote', 'rollback']
 
 # %% ../nbs/01_store.ipynb #7f46dcf3
 import base64
@@ -134,9 +134,11 @@ MANIFEST_SCHEMA = {  # what a manifest must be before anything in it is used
     },
 }
 
+MANIFEST_VALIDATOR = jsonschema.Draft202012Validator(MANIFEST_SCHEMA)  # built once, used on every load
+
 def manifest_problem(manifest) -> str:
     "What makes `manifest` unusable (the first schema violation, or a repeated feature name), or None."
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(manifest))
+    error = jsonschema.exceptions.best_match(MANIFEST_VALIDATOR.iter_errors(manifest))
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "the manifest"
         return f"{where}: {error.message[:200]}"
@@ -359,9 +361,10 @@ def check_signature(version_dir:Path, manifest_bytes:bytes, public_key:Ed25519Pu
         signature = base64.b64decode(signed["signature"], validate=True)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ModelSignatureError(f"{path} is not a {SIGNATURE_FORMAT} signature") from None
-    if signed.get("key_id") != key_id(public_key):
+    expected = key_id(public_key)
+    if signed.get("key_id") != expected:
         raise ModelSignatureError(f"version at {version_dir} is signed by another key ({str(signed.get('key_id'))[:16]}), "
-                                  f"not by {key_id(public_key)}")
+                                  f"not by {expected}")
     try: public_key.verify(signature, SIGNED_PREFIX + manifest_bytes)
     except InvalidSignature: raise ModelSignatureError(f"the signature of {version_dir} does not match its manifest: "
                                                        "it was changed after signing") from None
@@ -473,8 +476,9 @@ def read_verified_bytes(version_dir:Path, # a version directory
     if listed is None: raise ModelIntegrityError(f"the manifest of {version_dir} lists no {name}")
     if path.is_symlink(): raise ModelIntegrityError(f"{path} is a link: refusing to follow it")
     if not path.is_file(): raise ModelIntegrityError(f"{path} is missing")
-    if path.stat().st_size != listed["size_bytes"]:
-        raise ModelIntegrityError(f"{path} does not match its manifest (it has {path.stat().st_size} bytes, the "
+    size = path.stat().st_size
+    if size != listed["size_bytes"]:
+        raise ModelIntegrityError(f"{path} does not match its manifest (it has {size} bytes, the "
                                   f"manifest says {listed['size_bytes']}): the file was changed or damaged; refusing to load it")
     data, expected = path.read_bytes(), listed["sha256"]
     actual = hashlib.sha256(data).hexdigest()
