@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wine_api.data import load_wine_data
+from wine_api.data import TUTORIAL_ROW, load_wine_data
 
 HERE = Path(__file__).resolve().parent
-TUTORIAL_ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 
 
 def free_port() -> int:

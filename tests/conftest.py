@@ -1,27 +1,28 @@
-"Fixtures shared by the integration tests: the `wine-api` command and real training runs into temporary stores."
-import subprocess
-import sys
-from pathlib import Path
-from types import SimpleNamespace
-
+"Fixtures only, as in Flask's tutorial: the app and its test client, a live server, real training runs (`harness.py`)."
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-WINE_API = Path(sys.executable).parent/"wine-api"  # the console script installed beside this interpreter
+from harness import LiveServer, train_into
+from wine_api.app import create_app
 
 
-def run_cli(*args, cwd, timeout=180, **kwargs):
-    "Run `wine-api *args` in `cwd`; the finished process, output captured as text."
-    return subprocess.run([str(WINE_API), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+@pytest.fixture
+def app():
+    "The app serving the bundled model, created as the tests of Flask's tutorial create theirs."
+    return create_app({"TESTING": True})
 
 
-def train_into(root:Path, *params):
-    "A real `wine-api train` run into `root/models`, reports in `root/reports`; what it left behind."
-    root.mkdir(parents=True, exist_ok=True)
-    proc = run_cli("train", *params, "--model-dir", root/"models", "--report-dir", root/"reports", "--quiet", cwd=root)
-    return SimpleNamespace(proc=proc, store=root/"models", reports=root/"reports",
-                           report_files=sorted((root/"reports").glob("train-*.ipynb")))
+@pytest.fixture
+def client(app):
+    "Flask's test client for `app`."
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    "The bundled model served by a real gunicorn on loopback, with small limits to test them."
+    server = LiveServer("--max-rows", 50, "--max-body-bytes", 20_000)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -38,113 +39,3 @@ def default_run(tmp_path_factory):
     run = train_into(tmp_path_factory.mktemp("default"))
     assert run.proc.returncode == 0, run.proc.stderr
     return run
-
-
-def _cell_statuses(report, *markers):
-    "Papermill's status of the first cell containing each marker, from one read of the report (None if unreadable)."
-    import json
-    try: cells = json.loads(report.read_text())["cells"]
-    except (OSError, ValueError): return None  # not written yet, or caught mid-write
-    return [next(c for c in cells if m in "".join(c["source"]))["metadata"].get("papermill", {}).get("status")
-            for m in markers]
-
-
-def kill_training_midway(store:Path, root:Path) -> int:
-    "Start `wine-api train` into `store`, SIGKILL its process group once training has started and saving has not; its exit code."
-    import os, signal, time
-    report_dir = root/"reports"
-    proc = subprocess.Popen([str(WINE_API), "train", "--model-dir", store, "--report-dir", report_dir, "--quiet"],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill once training has started and the saving cell has not
-        statuses = [_cell_statuses(r, "params = dict(", "saved = save_model(") for r in report_dir.glob("*.ipynb")]
-        if statuses and statuses[0] and statuses[0][0] in ("running", "completed") and statuses[0][1] == "pending": break
-        time.sleep(0.02)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("the training run was never seen between starting and saving")
-    os.killpg(proc.pid, signal.SIGKILL)
-    return proc.wait(timeout=10)
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_ready(url:str, proc=None, seconds:float=30) -> bool:
-    "Whether the server at `url` answers `/ready` with 200 within `seconds` (False at once if `proc` exits)."
-    import time, requests
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None: return False
-        try:
-            if requests.get(url + "/ready", timeout=1).status_code == 200: return True
-        except requests.ConnectionError: time.sleep(0.05)
-    return False
-
-
-class LiveServer:
-    "`wine-api serve` (gunicorn, 2 workers) on a free loopback port; stopped by its PID. Its log goes to a file."
-    def __init__(self, *args, env=None, port=None, wait=True):
-        import os, tempfile
-        self.port = free_port() if port is None else port
-        self.url = f"http://127.0.0.1:{self.port}"
-        # a file, not a pipe: a pipe nobody reads fills up with the request log and stalls the server
-        self.log_file = tempfile.NamedTemporaryFile(prefix="wine-api-serve-", suffix=".log")
-        self.proc = subprocess.Popen([str(WINE_API), "serve", "--port", str(self.port), *map(str, args)],
-                                     stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
-                                     env={**os.environ, **(env or {})})
-        if not wait: return
-        if not wait_until_ready(self.url, self.proc):
-            self.stop()
-            raise RuntimeError(f"server did not become ready: {self.log()}")
-
-    def log(self) -> str:
-        "Everything the server has written to standard error so far."
-        with open(self.log_file.name) as f: return f.read()
-
-    def stop(self, sig=None):
-        import signal
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig or signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        return self.proc.returncode
-
-
-@pytest.fixture(scope="session")
-def live_server():
-    "The bundled model served by a real gunicorn on loopback, with small limits to test them."
-    server = LiveServer("--max-rows", 50, "--max-body-bytes", 20_000)
-    yield server
-    server.stop()
-
-
-def store_with_two_versions(root:Path) -> Path:
-    "A store holding the bundled model as version 1 (current) and a depth-1 tree as version 2."
-    import shutil
-    import numpy as np
-    from sklearn.tree import DecisionTreeClassifier
-    from wine_api.data import feature_schema, load_wine_data
-    from wine_api.store import bundled_model_dir, save_model
-    store = root/"models"
-    shutil.copytree(bundled_model_dir(), store)
-    wine = load_wine_data()
-    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(wine.X.to_numpy(np.float32), wine.y)
-    save_model(stump, store, feature_schema(wine.X), wine.class_names, params={"max_depth": 1}, make_current=False)
-    return store
-
-
-def worker_pids(server) -> list:
-    return [int(p) for p in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()]
-
-
-def pss_mib(server) -> float:
-    "PSS of the server's master and workers, MiB."
-    import re
-    kib = 0
-    for pid in [server.proc.pid] + worker_pids(server):
-        kib += int(re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M).group(1))
-    return kib / 1024

@@ -7,11 +7,10 @@ import requests
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-from wine_api.api import create_app
-from wine_api.data import load_wine_data
+from wine_api.app import create_app
+from wine_api.data import TUTORIAL_ROW, load_wine_data
 from wine_api.store import bundled_model_dir, load_model
 
-TUTORIAL_ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 FEATURES = load_wine_data().feature_names
 
 
@@ -80,43 +79,42 @@ def test_health_ready_and_model(target):
     assert "files" not in info  # hashes and paths stay private
 
 
-ROW = TUTORIAL_ROW
 BAD_REQUESTS = [  # (name, method, path, body, content type, status, code, words in the message)
     ("invalid JSON", "POST", "/api/", "[[1, 2", "application/json", 400, "invalid_json", "not valid JSON"),
-    ("wrong content type", "POST", "/api/", as_json([ROW]), "text/plain", 415, "unsupported_media_type", "'text/plain'"),
-    ("no content type", "POST", "/predict", as_json({"instances": [ROW]}), None, 415, "unsupported_media_type", "no Content-Type"),
+    ("wrong content type", "POST", "/api/", as_json([TUTORIAL_ROW]), "text/plain", 415, "unsupported_media_type", "'text/plain'"),
+    ("no content type", "POST", "/predict", as_json({"instances": [TUTORIAL_ROW]}), None, 415, "unsupported_media_type", "no Content-Type"),
     ("empty body", "POST", "/api/", "", "application/json", 400, "empty_body", "body is empty"),
     ("empty list", "POST", "/api/", "[]", "application/json", 422, "invalid_input", "the body is empty"),
     ("empty instances", "POST", "/predict", '{"instances": []}', "application/json", 422, "invalid_input", "instances is empty"),
-    ("wrong row length", "POST", "/api/", as_json([ROW, ROW[:12]]), "application/json", 422, "invalid_input", "row 1: expected 13 values"),
-    ("a string", "POST", "/api/", as_json([ROW[:12] + ["660"]]), "application/json", 422, "invalid_input",
+    ("wrong row length", "POST", "/api/", as_json([TUTORIAL_ROW, TUTORIAL_ROW[:12]]), "application/json", 422, "invalid_input", "row 1: expected 13 values"),
+    ("a string", "POST", "/api/", as_json([TUTORIAL_ROW[:12] + ["660"]]), "application/json", 422, "invalid_input",
      "row 0, feature 'proline': expected a number, got the string '660'"),
-    ("a boolean", "POST", "/predict", as_json({"instances": [[True] + ROW[1:]]}), "application/json", 422, "invalid_input",
+    ("a boolean", "POST", "/predict", as_json({"instances": [[True] + TUTORIAL_ROW[1:]]}), "application/json", 422, "invalid_input",
      "row 0, feature 'alcohol': expected a number, got the boolean true"),
-    ("null", "POST", "/api/", as_json([ROW, ROW[:5] + [None] + ROW[6:]]), "application/json", 422, "invalid_input",
+    ("null", "POST", "/api/", as_json([TUTORIAL_ROW, TUTORIAL_ROW[:5] + [None] + TUTORIAL_ROW[6:]]), "application/json", 422, "invalid_input",
      "row 1, feature 'total_phenols': expected a number, got null"),
     ("NaN", "POST", "/api/", "[[NaN" + ", 1" * 12 + "]]", "application/json", 422, "invalid_input",
      "row 0, feature 'alcohol': expected a finite number, got NaN"),
     ("Infinity", "POST", "/api/", "[[1" + ", 1" * 11 + ", -Infinity]]", "application/json", 422, "invalid_input",
      "feature 'proline': expected a finite number, got -Infinity"),
-    ("nested list", "POST", "/api/", as_json([[ROW]]), "application/json", 422, "invalid_input", "row 0: expected 13 values"),
-    ("nested value", "POST", "/api/", as_json([[[1.0]] + ROW[1:]]), "application/json", 422, "invalid_input",
+    ("nested list", "POST", "/api/", as_json([[TUTORIAL_ROW]]), "application/json", 422, "invalid_input", "row 0: expected 13 values"),
+    ("nested value", "POST", "/api/", as_json([[[1.0]] + TUTORIAL_ROW[1:]]), "application/json", 422, "invalid_input",
      "feature 'alcohol': expected a number, got a list"),
     ("too large for float", "POST", "/api/", "[[1e400" + ", 1" * 12 + "]]", "application/json", 422, "invalid_input",
      "feature 'alcohol': expected a finite number, got Infinity"),
-    ("too large for float32", "POST", "/api/", as_json([[1e39] + ROW[1:]]), "application/json", 422, "invalid_input",
+    ("too large for float32", "POST", "/api/", as_json([[1e39] + TUTORIAL_ROW[1:]]), "application/json", 422, "invalid_input",
      "feature 'alcohol': the number 1e+39 is too large"),
-    ("a row that is not a list", "POST", "/api/", as_json([ROW, 5]), "application/json", 422, "invalid_input", "row 1: expected a list of 13 numbers, got 5"),
+    ("a row that is not a list", "POST", "/api/", as_json([TUTORIAL_ROW, 5]), "application/json", 422, "invalid_input", "row 1: expected a list of 13 numbers, got 5"),
     ("not a list", "POST", "/api/", '{"rows": 1}', "application/json", 422, "invalid_input", "the body must be a list of rows"),
-    ("missing feature", "POST", "/predict", as_json({"records": [dict(zip(FEATURES[:12], ROW))]}), "application/json", 422,
+    ("missing feature", "POST", "/predict", as_json({"records": [dict(zip(FEATURES[:12], TUTORIAL_ROW))]}), "application/json", 422,
      "invalid_input", "row 0, feature 'proline': missing"),
-    ("unknown feature", "POST", "/predict", as_json({"records": [{**dict(zip(FEATURES, ROW)), "colour": 1}]}), "application/json",
+    ("unknown feature", "POST", "/predict", as_json({"records": [{**dict(zip(FEATURES, TUTORIAL_ROW)), "colour": 1}]}), "application/json",
      422, "invalid_input", "row 0, feature 'colour': unknown feature"),
-    ("unknown column", "POST", "/predict", as_json({"columns": FEATURES[:12] + ["x"], "data": [ROW]}), "application/json", 422,
+    ("unknown column", "POST", "/predict", as_json({"columns": FEATURES[:12] + ["x"], "data": [TUTORIAL_ROW]}), "application/json", 422,
      "invalid_input", "columns: 'proline': missing column"),
-    ("no form", "POST", "/predict", as_json({"rows": [ROW]}), "application/json", 422, "invalid_input", 'exactly one of "instances"'),
-    ("too many rows", "POST", "/api/", as_json([ROW] * 51), "application/json", 413, "too_many_rows", "51 rows, more than the limit of 50"),
-    ("body too large", "POST", "/api/", as_json([ROW] * 400), "application/json", 413, "request_entity_too_large",
+    ("no form", "POST", "/predict", as_json({"rows": [TUTORIAL_ROW]}), "application/json", 422, "invalid_input", 'exactly one of "instances"'),
+    ("too many rows", "POST", "/api/", as_json([TUTORIAL_ROW] * 51), "application/json", 413, "too_many_rows", "51 rows, more than the limit of 50"),
+    ("body too large", "POST", "/api/", as_json([TUTORIAL_ROW] * 400), "application/json", 413, "request_entity_too_large",
      "larger than the limit of 20000 bytes"),
     ("unknown route", "GET", "/nope", None, None, 404, "not_found", "not found"),
     ("wrong method", "GET", "/predict", None, None, 405, "method_not_allowed", "not allowed"),
@@ -136,7 +134,7 @@ def test_bad_requests_get_a_clear_json_error(target, name, method, path, body, c
 
 
 def test_errors_list_every_problem_with_row_and_feature(target):
-    rows = [ROW, ROW[:3] + ["x"] + ROW[4:], ROW[:12] + [None]]
+    rows = [TUTORIAL_ROW, TUTORIAL_ROW[:3] + ["x"] + TUTORIAL_ROW[4:], TUTORIAL_ROW[:12] + [None]]
     error = json.loads(target.send("POST", "/api/", as_json(rows))[2])["error"]
     assert error["details"] == [
         {"row": 1, "feature": "alcalinity_of_ash", "message": "expected a number, got the string 'x'"},

@@ -9,7 +9,7 @@ from wine_api.cli import notebook_parameters, training_notebook
 from wine_api.data import load_wine_data
 from wine_api.store import bundled_model_dir, load_model
 from wine_api.train import TRAINING_PARAMS, as_model_input
-from conftest import REPO
+from harness import REPO
 
 
 def test_the_bundled_model_loads_verified():
@@ -36,7 +36,7 @@ def test_a_plain_install_ships_the_model_and_can_train(tmp_path):
     for shipped in ["wine_api/models/CURRENT", "wine_api/models/versions/1/model.pkl",
                     "wine_api/models/versions/1/manifest.json", "wine_api/notebooks/train.ipynb"]:
         assert shipped in names
-    assert zipfile.ZipFile(wheel).read("wine_api/notebooks/train.ipynb") == (REPO/"nbs"/"02_train.ipynb").read_bytes()
+    assert zipfile.ZipFile(wheel).read("wine_api/notebooks/train.ipynb") == (REPO/"nbs"/"03_train.ipynb").read_bytes()
     site = tmp_path/"site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, wheel],
                    check=True, capture_output=True)

@@ -6,10 +6,9 @@ import signal
 import pytest
 
 from wine_api.client import ServerError, ServerUnavailable, WineApiClient
-from wine_api.data import load_wine_data
-from conftest import LiveServer, free_port, run_cli, wait_until_ready
+from wine_api.data import TUTORIAL_ROW, load_wine_data
+from harness import LiveServer, free_port, run_cli, wait_until_ready
 
-TUTORIAL_ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 
 
 def test_client_predicts_rows_records_and_dataframes(live_server):
@@ -121,7 +120,7 @@ def test_predict_classes_matches_a_dataframe_by_column_name(live_server):
 def test_predict_says_in_one_line_why_it_cannot_read_a_file(tmp_path, name, data, words):
     (tmp_path/"input").write_bytes(data)
     import subprocess
-    from conftest import WINE_API
+    from harness import WINE_API
     from_stdin = subprocess.run([WINE_API, "predict"], input=data, capture_output=True, cwd=tmp_path, timeout=60)
     from_stdin.stderr = from_stdin.stderr.decode()
     for proc in (run_cli("predict", tmp_path/"input", cwd=tmp_path), from_stdin):

@@ -12,10 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.config import SchemathesisConfig
 from hypothesis import strategies as st
 
-from wine_api.api import create_app
-from wine_api.predict import Body, WineApiError, decode_json, predict_input, tutorial_input
+from wine_api.app import create_app
+from wine_api.errors import WineApiError
+from wine_api.predict import Body, decode_json, predict_input, tutorial_input
 from wine_api.data import load_wine_data
-from wine_api.v2 import infer_request
+from wine_api.tensors import infer_request
+from wine_api.v2 import V2_ERRORS
+from wine_api.web import REST_ERRORS
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 25))
 FEATURES = load_wine_data().feature_names
@@ -74,10 +77,10 @@ def as_body(value) -> Body:
 
 
 def accepted_or_refused(parse, value):
-    "Parsing `value` gives a finite float32 array of 13 columns, or a `WineApiError` with a status and a message."
+    "Parsing `value` gives a finite float32 array of 13 columns, or a `WineApiError` with a 4xx status and a message."
     try: X = parse(as_body(value))
     except WineApiError as e:
-        assert 400 <= e.status < 500 and e.message
+        assert 400 <= REST_ERRORS.status(e) < 500 and e.message
         return None
     assert X.dtype == np.float32 and X.ndim == 2 and X.shape[1] == 13 and np.isfinite(X).all() and X.flags.c_contiguous
     return X
@@ -114,7 +117,7 @@ v2_requests = json_values | st.fixed_dictionaries({"inputs": st.lists(tensors, m
 def test_any_v2_request_gets_an_answer_or_a_4xx(value, binary):
     try: request = infer_request(as_body(value), binary, FEATURES, 10)
     except WineApiError as e:
-        assert 400 <= e.status < 500 and e.message and len(e.message) < 3000
+        assert 400 <= V2_ERRORS.status(e) < 500 and e.message and len(e.message) < 3000
         return
     assert request.X.dtype == np.float32 and request.X.shape[1] == 13 and np.isfinite(request.X).all()
 
@@ -123,4 +126,4 @@ def test_any_v2_request_gets_an_answer_or_a_4xx(value, binary):
 @given(st.binary(max_size=200))
 def test_any_bytes_decode_or_get_a_4xx(data):
     try: decode_json(data)
-    except WineApiError as e: assert e.status == 400 and e.message
+    except WineApiError as e: assert REST_ERRORS.status(e) == 400 and e.message

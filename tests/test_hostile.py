@@ -12,10 +12,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wine_api.data import load_wine_data
-from conftest import LiveServer, free_port, run_cli
+from wine_api.data import TUTORIAL_ROW as ROW, load_wine_data
+from harness import LiveServer, free_port, run_cli
 
-ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 FEATURES = load_wine_data().feature_names
 LIMIT = 2_000_000  # the hostile server's body limit: large enough for bodies built to cost CPU
 

@@ -3,7 +3,6 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 
 import numpy as np
@@ -12,26 +11,15 @@ import requests
 import tritonclient.http as triton
 
 from wine_api.client import ServerError, WineApiClient
-from wine_api.data import load_wine_data
+from wine_api.data import TUTORIAL_ROW as ROW, load_wine_data
 from wine_api.store import TREE_FILE, bundled_model_dir, list_versions, load_model, set_current, versions_dir
 
-from conftest import LiveServer, REPO, kill_training_midway, pss_mib, run_cli, store_with_two_versions, worker_pids
+from harness import (REPO, Load, LiveServer, failed, kill_training_midway, pss_mib, run_cli, store_with_two_versions,
+                     worker_pids)
 
-sys.path.insert(0, str(REPO/"bench"))
-from loadgen import Load, failed  # noqa: E402
 
-ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 X = load_wine_data().X.to_numpy()
 BODY = json.dumps({"instances": X[::6].tolist()}).encode()  # 30 rows across all classes
-
-
-def log_lines(server) -> list:
-    "The JSON lines the (stopped) server wrote to its standard error."
-    lines = []
-    for line in server.log().splitlines():
-        try: lines.append(json.loads(line))
-        except ValueError: pass
-    return lines
 
 
 def versions_seen(outcomes, start, end) -> set:
@@ -85,7 +73,7 @@ def test_a_version_failing_verification_is_never_swapped_in(followed_store):
     assert ready["model_version"] == 1
     assert "CURRENT points at version 2, which failed to load" in ready["reload_error"] and "does not match its manifest" in ready["reload_error"]
     server.stop()
-    errors = [line for line in log_lines(server) if line["level"] == "ERROR"]
+    errors = [line for line in server.log_lines() if line["level"] == "ERROR"]
     assert errors and "model reload refused" in errors[0]["message"] and "still serving version 1" in errors[0]["message"]
 
 
@@ -139,7 +127,7 @@ def test_keys_are_never_logged(keyed_server):
     requests.post(keyed_server.url + "/api/", json=[ROW], headers={"Authorization": "Bearer ops-key-0123456789abcdef"}, timeout=5)
     requests.post(keyed_server.url + "/api/", json=[ROW], headers={"Authorization": "Bearer a-wrong-key-xyz"}, timeout=5)
     keyed_server.stop()
-    text = json.dumps(log_lines(keyed_server))
+    text = json.dumps(keyed_server.log_lines())
     assert '"status": 401' in text and '"status": 200' in text
     assert "ops-key" not in text and "ci-key" not in text and "a-wrong-key" not in text
 
@@ -180,7 +168,7 @@ def test_metrics_add_up_across_workers_and_every_request_is_logged_once(tmp_path
             assert f'wine_api_request_duration_seconds_count{{route="/predict"}} {sent}.0' in text
     finally:
         server.stop()
-    lines = [line for line in log_lines(server) if line["logger"] == "wine_api.requests"]
+    lines = [line for line in server.log_lines() if line["logger"] == "wine_api.requests"]
     by_id = {}
     for line in lines: by_id.setdefault(line["request_id"], []).append(line)
     for i in range(sent):
@@ -256,5 +244,5 @@ def test_rows_are_counted_and_logged_on_every_prediction_route():
         assert rows_predicted() == before + 3
     finally:
         server.stop()
-    infer_lines = [line for line in log_lines(server) if line.get("path") in ("/api/", "/predict", "/v2/models/wine/infer")]
+    infer_lines = [line for line in server.log_lines() if line.get("path") in ("/api/", "/predict", "/v2/models/wine/infer")]
     assert [line["rows"] for line in infer_lines] == [3, 3, 3, 3], infer_lines

@@ -7,9 +7,9 @@ import sys
 import pytest
 import requests
 
-from conftest import REPO, free_port, wait_until_ready
+from harness import REPO, free_port, wait_until_ready
+from wine_api.data import TUTORIAL_ROW as ROW
 
-ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 
 
 @pytest.fixture(scope="module")

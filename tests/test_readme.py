@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from harness import REPO
 
 
 def test_readme_is_generated_from_the_index_notebook():

@@ -8,9 +8,9 @@ import statistics
 import threading
 import time
 
-from conftest import LiveServer
+from harness import LiveServer
+from wine_api.data import TUTORIAL_ROW as ROW
 
-ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 BODY = json.dumps([ROW]).encode()
 SLOW_CONNECTIONS, SECONDS, DRIP_INTERVAL = 200, 60, 2.0
 

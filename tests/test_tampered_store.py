@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import requests
 
+from wine_api.data import TUTORIAL_ROW as ROW
 from wine_api.store import (CURRENT_FILE, MANIFEST_FILE, TREE_FILE, file_digest, read_manifest, set_current,
                             tree_from_bytes, tree_to_bytes, versions_dir)
-from conftest import LiveServer, free_port, run_cli, store_with_two_versions
+from harness import LiveServer, free_port, run_cli, store_with_two_versions
 
-ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 SECRET = "password=hunter2"
 
 

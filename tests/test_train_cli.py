@@ -11,7 +11,7 @@ import sklearn
 from wine_api.data import feature_schema, load_wine_data
 from wine_api.store import current_version, list_versions, load_model, read_manifest
 from wine_api.train import split_data
-from conftest import kill_training_midway, run_cli, train_into
+from harness import kill_training_midway, run_cli, train_into
 
 
 def test_train_writes_a_verified_artifact_recording_its_parameters(depth3_run):

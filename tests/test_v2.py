@@ -11,11 +11,11 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from tritonclient.utils import InferenceServerException
 
 import wine_api
-from wine_api.api import create_app
-from wine_api.data import load_wine_data
+from wine_api.app import create_app
+from wine_api.data import TUTORIAL_ROW as ROW, load_wine_data
 from wine_api.store import bundled_model_dir, load_model
 
-from conftest import LiveServer
+from harness import LiveServer
 
 FEATURES = load_wine_data().feature_names
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -164,7 +164,6 @@ def infer_body(inputs, outputs=None, **extra) -> bytes:
     return json.dumps({"inputs": inputs, **({"outputs": outputs} if outputs else {}), **extra}).encode()
 
 
-ROW = [14.34, 1.68, 2.7, 25.0, 98.0, 2.8, 1.31, 0.53, 2.7, 13.0, 0.57, 1.96, 660.0]
 TENSOR = {"name": "input-0", "shape": [2, 13], "datatype": "FP32", "data": ROW * 2}
 INFER = "/v2/models/wine/infer"
 BAD_V2_REQUESTS = [  # (name, method, path, body, headers, status, words in the error)

@@ -1,13 +1,13 @@
 """Load and faults on a real server (loopback, bounded in time): what happens on a bad day.
 
-    python bench/faults.py [--soak-seconds 60] [--connections 64]
+    python tests/faults.py [--soak-seconds 60] [--connections 64]
 
 1. soak: `--soak-seconds` of wrk at `--connections` on /predict: errors, and PSS (master + workers) at the start of
    the load and at its end;
 2. promote and roll back during load (server following a two-version store): requests, failures, versions seen;
 3. SIGKILL of one worker during load: failures, and whether gunicorn replaced it;
 4. a training run SIGKILLed midway into the served store during load: failures, and the version still served.
-Needs wrk (apt-get install wrk). The test suite runs shorter versions of each (tests/test_operations.py).
+Needs wrk (apt-get install wrk). The test suite runs shorter versions of each (tests/test_operations.py); both use tests/harness.py.
 """
 import argparse
 import json
@@ -27,10 +27,10 @@ import requests
 from wine_api.data import load_wine_data
 from wine_api.store import current_version, list_versions
 
+from harness import WINE_API, LiveServer, kill_training_midway, pss_mib, store_with_two_versions, worker_pids
+
 HERE = Path(__file__).resolve().parent
-WINE_API = Path(sys.executable).parent/"wine-api"
-sys.path.insert(0, str(HERE.parent/"tests"))
-from conftest import LiveServer, kill_training_midway, pss_mib, store_with_two_versions, worker_pids  # noqa: E402
+BENCH = HERE.parent/"bench"  # where wrk's script is, and where the results go
 
 X = load_wine_data().X.to_numpy()
 BODY = json.dumps({"instances": X[::6].tolist()}).encode()  # 30 rows
@@ -42,7 +42,7 @@ class Wrk:
         self.body = tempfile.NamedTemporaryFile(suffix=".json")
         self.body.write(BODY); self.body.flush()
         self.proc = subprocess.Popen(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-                                      "-s", str(HERE/"post.lua"), url], stdout=subprocess.PIPE, text=True,
+                                      "-s", str(BENCH/"post.lua"), url], stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, "BODY_FILE": self.body.name})
 
     def result(self) -> dict:
@@ -132,7 +132,7 @@ def main():
                    "promote_and_rollback": swap_under_load(Path(tmp), args.connections),
                    "worker_sigkill": kill_worker_under_load(args.connections),
                    "training_sigkill": kill_training_under_load(Path(tmp), args.connections)}
-    (HERE/"faults-results.json").write_text(json.dumps(results, indent=2))
+    (BENCH/"faults-results.json").write_text(json.dumps(results, indent=2))
     for name, r in results.items():
         print(f"{name:22} requests {r['requests']:>8}  {r['rps']:8.0f} req/s  non-2xx {r['non_2xx']}  socket errors {r['socket_errors']}  "
               + "  ".join(f"{k}={v}" for k, v in r.items() if k not in ("requests", "rps", "non_2xx", "socket_errors")))

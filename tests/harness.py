@@ -1,0 +1,206 @@
+"""What the tests need to run the real thing: the `wine-api` command, live servers on loopback, real training runs,
+the memory of a server's processes, and a load generator. Plain functions and classes; the fixtures built on them are
+in `conftest.py`, and `tests/faults.py` runs longer versions of the operations tests with them."""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+WINE_API = Path(sys.executable).parent/"wine-api"  # the console script installed beside this interpreter
+
+
+def run_cli(*args, cwd, timeout=180, **kwargs):
+    "Run `wine-api *args` in `cwd`; the finished process, output captured as text."
+    return subprocess.run([str(WINE_API), *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+# Training
+
+def train_into(root:Path, *params):
+    "A real `wine-api train` run into `root/models`, reports in `root/reports`; what it left behind."
+    root.mkdir(parents=True, exist_ok=True)
+    proc = run_cli("train", *params, "--model-dir", root/"models", "--report-dir", root/"reports", "--quiet", cwd=root)
+    return SimpleNamespace(proc=proc, store=root/"models", reports=root/"reports",
+                           report_files=sorted((root/"reports").glob("train-*.ipynb")))
+
+
+def store_with_two_versions(root:Path) -> Path:
+    "A store holding the bundled model as version 1 (current) and a depth-1 tree as version 2."
+    import numpy as np
+    from sklearn.tree import DecisionTreeClassifier
+    from wine_api.data import feature_schema, load_wine_data
+    from wine_api.store import bundled_model_dir, save_model
+    store = root/"models"
+    shutil.copytree(bundled_model_dir(), store)
+    wine = load_wine_data()
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(wine.X.to_numpy(np.float32), wine.y)
+    save_model(stump, store, feature_schema(wine.X), wine.class_names, params={"max_depth": 1}, make_current=False)
+    return store
+
+
+def cell_statuses(report, *markers):
+    "Papermill's status of the first cell containing each marker, from one read of the report (None if unreadable)."
+    try: cells = json.loads(report.read_text())["cells"]
+    except (OSError, ValueError): return None  # not written yet, or caught mid-write
+    return [next(c for c in cells if m in "".join(c["source"]))["metadata"].get("papermill", {}).get("status")
+            for m in markers]
+
+
+def kill_training_midway(store:Path, root:Path) -> int:
+    "Start `wine-api train` into `store`, SIGKILL it once training has started and saving has not; its exit code."
+    report_dir = root/"reports"
+    proc = subprocess.Popen([str(WINE_API), "train", "--model-dir", store, "--report-dir", report_dir, "--quiet"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill once training has started and the saving cell has not
+        statuses = [cell_statuses(r, "params = dict(", "saved = save_model(") for r in report_dir.glob("*.ipynb")]
+        if statuses and statuses[0] and statuses[0][0] in ("running", "completed") and statuses[0][1] == "pending":
+            break
+        time.sleep(0.02)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("the training run was never seen between starting and saving")
+    os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait(timeout=10)
+
+
+# Live servers
+
+def free_port() -> int:
+    "A loopback port nothing listens on now."
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_ready(url:str, proc=None, seconds:float=30) -> bool:
+    "Whether the server at `url` answers `/ready` with 200 within `seconds` (False at once if `proc` exits)."
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None: return False
+        try:
+            if requests.get(url + "/ready", timeout=1).status_code == 200: return True
+        except requests.ConnectionError: time.sleep(0.05)
+    return False
+
+
+class LiveServer:
+    "`wine-api serve` (gunicorn, 2 workers) on a free loopback port; stopped by its PID. Its log goes to a file."
+    def __init__(self, *args, env=None, port=None, wait=True):
+        self.port = free_port() if port is None else port
+        self.url = f"http://127.0.0.1:{self.port}"
+        # a file, not a pipe: a pipe nobody reads fills up with the request log and stalls the server
+        self.log_file = tempfile.NamedTemporaryFile(prefix="wine-api-serve-", suffix=".log")
+        self.proc = subprocess.Popen([str(WINE_API), "serve", "--port", str(self.port), *map(str, args)],
+                                     stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
+                                     env={**os.environ, **(env or {})})
+        if not wait: return
+        if not wait_until_ready(self.url, self.proc):
+            self.stop()
+            raise RuntimeError(f"server did not become ready: {self.log()}")
+
+    def log(self) -> str:
+        "Everything the server has written to standard error so far."
+        with open(self.log_file.name) as f: return f.read()
+
+    def log_lines(self) -> list:
+        "The JSON lines the server wrote to standard error so far."
+        lines = []
+        for line in self.log().splitlines():
+            try: lines.append(json.loads(line))
+            except ValueError: pass
+        return lines
+
+    def stop(self, sig=None):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        return self.proc.returncode
+
+
+def worker_pids(server) -> list:
+    "The PIDs of the server's workers (the children of its gunicorn master)."
+    return [int(p) for p in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()]
+
+
+def pss_mib(server) -> float:
+    "PSS of the server's master and workers, MiB."
+    kib = 0
+    for pid in [server.proc.pid] + worker_pids(server):
+        kib += int(re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M).group(1))
+    return kib / 1024
+
+
+# The load generator: each of `connections` threads keeps one HTTP/1.1 keep-alive connection and POSTs the same body
+# again and again until stopped, recording when each request started and ended, its status, and the model version
+# that answered (`X-Model-Version`). A request that gets no answer (connection reset, timeout) is recorded with status
+# 0 and the error; the thread then opens a new connection and goes on.
+
+@dataclass
+class Outcome:
+    started: float
+    ended: float
+    status: int        # 0 when no answer came
+    version: str = None
+    error: str = None
+
+
+@dataclass
+class Load:
+    host: str
+    port: int
+    path: str
+    body: bytes
+    connections: int = 16
+    headers: dict = field(default_factory=lambda: {"Content-Type": "application/json"})
+    timeout: float = 10.0
+
+    def __post_init__(self):
+        self.outcomes, self._stop, self._threads = [], threading.Event(), []
+        self._lock = threading.Lock()
+
+    def _run(self):
+        conn, mine = None, []
+        while not self._stop.is_set():
+            conn = conn or http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            started = time.monotonic()
+            try:
+                conn.request("POST", self.path, self.body, self.headers)
+                response = conn.getresponse()
+                response.read()
+                mine.append(Outcome(started, time.monotonic(), response.status, response.getheader("X-Model-Version")))
+            except (OSError, http.client.HTTPException) as e:
+                mine.append(Outcome(started, time.monotonic(), 0, error=f"{type(e).__name__}: {e}"))
+                conn.close()
+                conn = None
+        if conn: conn.close()
+        with self._lock: self.outcomes += mine
+
+    def start(self):
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.connections)]
+        for t in self._threads: t.start()
+        return self
+
+    def stop(self) -> list:
+        "Stop, wait for the threads, and return every outcome, in order of start."
+        self._stop.set()
+        for t in self._threads: t.join(timeout=self.timeout + 5)
+        return sorted(self.outcomes, key=lambda o: o.started)
+
+
+def failed(outcomes) -> list: return [o for o in outcomes if not 200 <= o.status < 300]
