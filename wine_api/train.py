@@ -7,7 +7,7 @@ __all__ = ['TRAINING_PARAMS', 'TrainingParameterError', 'make_tree', 'check_spli
            'as_model_input', 'cross_validate_tree', 'evaluate', 'degenerate_reason', 'plot_confusion_matrix',
            'plot_feature_importances']
 
-# %% ../nbs/03_train.ipynb #52ef96b2
+# %% ../nbs/03_train.ipynb #f90021fa
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -18,13 +18,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from .data import WineData
 
-# %% ../nbs/03_train.ipynb #982185c0
+# %% ../nbs/03_train.ipynb #0ea32f04
 TRAINING_PARAMS = ("random_state", "max_depth", "min_samples_leaf", "criterion", "test_size", "cv_folds")
 
 class TrainingParameterError(ValueError):
     "A training parameter has a wrong type or value."
 
-# %% ../nbs/03_train.ipynb #e61c51ae
+# %% ../nbs/03_train.ipynb #d489f56b
 def make_tree(random_state=42,      # seed for the tree's tie-breaking between equally good splits
               max_depth=None,       # deepest split allowed; None grows until the leaves are pure
               min_samples_leaf=1,   # fewest training rows a leaf may hold
@@ -37,10 +37,10 @@ def make_tree(random_state=42,      # seed for the tree's tie-breaking between e
     except InvalidParameterError as e: raise TrainingParameterError(str(e)) from None
     return tree
 
-# %% ../nbs/03_train.ipynb #e3e3b1f7
+# %% ../nbs/03_train.ipynb #68bc1564
 def _is_number(x) -> bool: return isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_))
 
-# %% ../nbs/03_train.ipynb #9b10b899
+# %% ../nbs/03_train.ipynb #903d99db
 def check_split_params(test_size=0.2, # share of rows held out for the final scores
                        cv_folds=5,    # stratified folds for cross-validation
                        y=None,        # the classes of the data set, to check the split against
@@ -63,7 +63,7 @@ def check_split_params(test_size=0.2, # share of rows held out for the final sco
             f"use at most {fewest} folds"
         )
 
-# %% ../nbs/03_train.ipynb #a913e17f
+# %% ../nbs/03_train.ipynb #5c46d77d
 def check_training_params(random_state, max_depth, min_samples_leaf, criterion, test_size, cv_folds,
                           y=None, # the classes of the data set, to check the split against
                          ) -> DecisionTreeClassifier:
@@ -71,7 +71,7 @@ def check_training_params(random_state, max_depth, min_samples_leaf, criterion, 
     check_split_params(test_size, cv_folds, y, random_state)
     return make_tree(random_state, max_depth, min_samples_leaf, criterion)
 
-# %% ../nbs/03_train.ipynb #2710a7cf
+# %% ../nbs/03_train.ipynb #0be2460b
 def split_data(wine:WineData,   # the data set
                test_size=0.2,   # share of rows held out
                random_state=42, # seed of the shuffle
@@ -79,12 +79,12 @@ def split_data(wine:WineData,   # the data set
     "Stratified `X_train, X_test, y_train, y_test` (DataFrames and Series)."
     return train_test_split(wine.X, wine.y, test_size=test_size, stratify=wine.y, random_state=random_state)
 
-# %% ../nbs/03_train.ipynb #0884ff23
+# %% ../nbs/03_train.ipynb #f7941e9d
 def as_model_input(X) -> np.ndarray:
     "Features as the C-ordered float32 array the tree computes on."
     return np.ascontiguousarray(X, dtype=np.float32)
 
-# %% ../nbs/03_train.ipynb #e4b4bf75
+# %% ../nbs/03_train.ipynb #55d2efec
 def cross_validate_tree(tree:DecisionTreeClassifier, # an unfitted tree
                         X, y,                        # training features and classes
                         cv_folds=5,                  # number of stratified folds
@@ -101,7 +101,7 @@ def cross_validate_tree(tree:DecisionTreeClassifier, # an unfitted tree
         "cv_f1_macro_std": float(scores["test_f1_macro"].std()),
     }
 
-# %% ../nbs/03_train.ipynb #41a75e49
+# %% ../nbs/03_train.ipynb #54f86a26
 def evaluate(tree:DecisionTreeClassifier, # a fitted tree
              X, y,                        # held-out features and classes
             ) -> dict:
@@ -110,7 +110,7 @@ def evaluate(tree:DecisionTreeClassifier, # a fitted tree
     return {"test_rows": len(y), "test_accuracy": float(accuracy_score(y, predicted)),
             "test_f1_macro": float(f1_score(y, predicted, average="macro"))}
 
-# %% ../nbs/03_train.ipynb #adc59967
+# %% ../nbs/03_train.ipynb #0dbeaf16
 def degenerate_reason(metrics:dict,       # the run's metrics: `tree_leaves` and `test_accuracy`
                       majority_share:float, # share of the largest class among the held-out rows
                      ) -> str:
@@ -121,7 +121,7 @@ def degenerate_reason(metrics:dict,       # the run's metrics: `tree_leaves` and
         return (f"its held-out accuracy {metrics['test_accuracy']:.3f} is no better than always answering the largest "
                 f"class ({majority_share:.3f})")
 
-# %% ../nbs/03_train.ipynb #4ee5104f
+# %% ../nbs/03_train.ipynb #02b3c618
 def plot_confusion_matrix(tree, X, y, class_names:list): # class names in label order
     "Held-out confusion matrix: rows are true classes, columns predicted ones."
     display = ConfusionMatrixDisplay.from_predictions(y, tree.predict(X), display_labels=class_names, cmap="Blues",
@@ -129,7 +129,7 @@ def plot_confusion_matrix(tree, X, y, class_names:list): # class names in label 
     display.ax_.set_title("Confusion matrix (held-out rows)")
     return display.figure_
 
-# %% ../nbs/03_train.ipynb #a02c19f1
+# %% ../nbs/03_train.ipynb #f6615d17
 def plot_feature_importances(tree, feature_names:list): # feature names in model order
     "Each feature's share of the tree's impurity reduction."
     importances = pd.Series(tree.feature_importances_, index=feature_names).sort_values()

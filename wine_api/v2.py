@@ -6,56 +6,56 @@
 __all__ = ['V2_STATUS', 'V2_ERRORS', 'bp', 'requested_model', 'v2_server_metadata', 'v2_live', 'v2_ready', 'v2_model_metadata',
            'v2_model_ready', 'v2_infer']
 
-# %% ../nbs/10_v2.ipynb #6f7cd970
+# %% ../nbs/10_v2.ipynb #48c731ff
 from flask import Blueprint, Response, current_app, request
 
 from .errors import InvalidInput
 from .predict import Predictor, decode_json
 from .tensors import (HEADER_LENGTH, decompressed, infer_request, infer_response, model_metadata,
                               served_version, server_metadata, split_binary)
-from .web import (REST_STATUS, ErrorForm, current_record, json_response, read_body, record_prediction,
+from .web import (REST_STATUS, ErrorForm, json_response, read_body, record_prediction,
                           served_model)
 
-# %% ../nbs/10_v2.ipynb #9fdbb1f0
+# %% ../nbs/10_v2.ipynb #415d4ac0
 V2_STATUS = {**REST_STATUS, InvalidInput: 400}  # the REST table, but content the model cannot take is a 400 here
 V2_ERRORS = ErrorForm(V2_STATUS, lambda e: {"error": e.message})
 
-# %% ../nbs/10_v2.ipynb #43a36481
+# %% ../nbs/10_v2.ipynb #62c4c9de
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
-# %% ../nbs/10_v2.ipynb #b727cd60
+# %% ../nbs/10_v2.ipynb #45a660bb
 def requested_model(model_name:str, model_version:str=None) -> Predictor:
     "The served predictor, if the request names it; 404 or 503 otherwise."
     predictor = served_model().ready()
     return served_version(model_name, model_version, current_app.config["MODEL_NAME"], predictor)
 
-# %% ../nbs/10_v2.ipynb #70e4fb27
+# %% ../nbs/10_v2.ipynb #2af9738c
 @bp.get("")
 def v2_server_metadata():
     "Server metadata."
     return json_response(server_metadata())
 
-# %% ../nbs/10_v2.ipynb #b494a194
+# %% ../nbs/10_v2.ipynb #ccac07a9
 @bp.get("/health/live")
 def v2_live():
     "The server is alive."
     return json_response({"live": True})
 
-# %% ../nbs/10_v2.ipynb #58d53505
+# %% ../nbs/10_v2.ipynb #412a9bcb
 @bp.get("/health/ready")
 def v2_ready():
     "The server is ready: its model is loaded."
     served_model()
     return json_response({"ready": True})
 
-# %% ../nbs/10_v2.ipynb #898e5d59
+# %% ../nbs/10_v2.ipynb #279cea94
 @bp.get("/models/<model_name>")
 @bp.get("/models/<model_name>/versions/<model_version>")
 def v2_model_metadata(model_name:str, model_version:str=None):
     "Model metadata."
     return json_response(model_metadata(model_name, requested_model(model_name, model_version)))
 
-# %% ../nbs/10_v2.ipynb #1cc926c2
+# %% ../nbs/10_v2.ipynb #7d21f4b2
 @bp.get("/models/<model_name>/ready")
 @bp.get("/models/<model_name>/versions/<model_version>/ready")
 def v2_model_ready(model_name:str, model_version:str=None):
@@ -63,7 +63,7 @@ def v2_model_ready(model_name:str, model_version:str=None):
     requested_model(model_name, model_version)
     return json_response({"name": model_name, "ready": True})
 
-# %% ../nbs/10_v2.ipynb #60cc8416
+# %% ../nbs/10_v2.ipynb #7d781fc8
 @bp.post("/models/<model_name>/infer")
 @bp.post("/models/<model_name>/versions/<model_version>/infer")
 def v2_infer(model_name:str, model_version:str=None):

@@ -1,0 +1,70 @@
+"The house's rules, checked on the generated package: each module imports only the floors below it, the data plane never imports Flask."
+import ast
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from harness import REPO
+from wine_api.data import TUTORIAL_ROW
+
+PACKAGE = REPO/"wine_api"
+NO_WEB = ["errors", "data", "store", "train", "predict", "serving", "tensors"]  # the data plane: no Flask, no werkzeug
+
+
+def chapter(module:str) -> int:
+    "The number of the notebook a module is exported from: its floor in reading order."
+    source = (PACKAGE/f"{module}.py").read_text()
+    return int(re.search(r"File to edit: \.\./nbs/(\d+)_\w+\.ipynb", source).group(1))
+
+
+def imported_modules(module:str) -> set:
+    "The `wine_api` modules that `module` imports, at the top or inside functions."
+    found = set()
+    for node in ast.walk(ast.parse((PACKAGE/f"{module}.py").read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("wine_api."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.ImportFrom) and node.module == "wine_api":
+            found |= {alias.name for alias in node.names if (PACKAGE/f"{alias.name}.py").exists()}
+        elif isinstance(node, ast.ImportFrom) and node.level == 1:  # nbdev writes `from .x import y`, `from . import x`
+            found |= {node.module} if node.module else {alias.name for alias in node.names}
+    return found
+
+
+MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("_"))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_module_imports_only_chapters_before_its_own(module):
+    below = {m for m in imported_modules(module) if chapter(m) < chapter(module)}
+    assert imported_modules(module) == below, f"{module} imports {imported_modules(module) - below} from above"
+
+
+def test_the_layout_has_every_floor():
+    assert set(NO_WEB) | {"web", "openapi", "api", "v2", "ops", "app", "client", "cli"} == set(MODULES)
+
+
+@pytest.mark.parametrize("module", NO_WEB)
+def test_the_data_plane_does_not_import_flask(module):
+    script = (f"import sys, wine_api.{module}; "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_predicting_from_the_command_line_does_not_import_flask():
+    script = ("import json, sys\nfrom click.testing import CliRunner\nfrom wine_api.cli import cli\n"
+              f"result = CliRunner().invoke(cli, ['predict', '-'], input=json.dumps([{TUTORIAL_ROW}]))\n"
+              "print(json.dumps({'exit': result.exit_code, 'output': result.output, "
+              "'flask': sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug'))}))")
+    out = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert out["exit"] == 0 and json.loads(out["output"])["predictions"][0]["class_name"] == "class_2", out
+    assert out["flask"] == []
+
+
+def test_errors_carry_no_http_status():
+    import wine_api.errors as errors
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.WineApiError)]
+    assert len(classes) > 10 and not any(hasattr(c, "status") for c in classes)
