@@ -9,7 +9,7 @@ __all__ = ['DATATYPES', 'INT_BITS', 'OUTPUTS', 'INPUT_NAME', 'HEADER_LENGTH', 'E
            'model_input', 'InferRequest', 'flag', 'requested_outputs', 'infer_request', 'output_array',
            'infer_response', 'server_metadata', 'model_metadata', 'served_version']
 
-# %% ../nbs/06_tensors.ipynb #1425a595
+# %% ../nbs/06_tensors.ipynb #e14b2793
 import zlib
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -22,7 +22,7 @@ from .errors import (MAX_DETAILS, BodyTooLarge, InvalidInput, ModelNotFound, Uns
 from .predict import (Body, Prediction, Predictor, array_to_input, ascii_digits, check_row_count, describe,
                               name_problems, problem_text, rows_to_array, shown)
 
-# %% ../nbs/06_tensors.ipynb #e39ee5ea
+# %% ../nbs/06_tensors.ipynb #94c87cad
 DATATYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8")}
 INT_BITS = {"INT32": 32, "INT64": 64}
 OUTPUTS = {"predict": "INT64", "predict_proba": "FP64"}  # the model's outputs and their datatypes
@@ -39,7 +39,7 @@ def refuse_unsupported(parameters:dict, # a tensor's or an output's parameters
     for key, what in UNSUPPORTED.items():
         if key in parameters: raise InvalidInput(f"{where}: {what} is not supported; send the data in the request")
 
-# %% ../nbs/06_tensors.ipynb #81716315
+# %% ../nbs/06_tensors.ipynb #4649ecb3
 WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # zlib's window bits for each Content-Encoding
 
 def decompressed(body:bytes,   # the request body as received
@@ -60,7 +60,7 @@ def decompressed(body:bytes,   # the request body as received
     if not inflater.eof: raise InvalidInput(f"the {encoding} body ends before its data does: it was cut short")
     return data
 
-# %% ../nbs/06_tensors.ipynb #99faf600
+# %% ../nbs/06_tensors.ipynb #b98ea577
 def split_binary(body:bytes,        # the (decompressed) request body
                  header_length:str, # the Inference-Header-Content-Length header, or None
                 ) -> tuple:
@@ -71,7 +71,7 @@ def split_binary(body:bytes,        # the (decompressed) request body
                            f"bytes; got {shown(header_length)}")
     return body[:int(header_length)], body[int(header_length):]
 
-# %% ../nbs/06_tensors.ipynb #453daab3
+# %% ../nbs/06_tensors.ipynb #7c063dfb
 @dataclass(frozen=True)
 class Tensor:
     "One input tensor of an inference request; its values are not yet checked against the model."
@@ -81,7 +81,7 @@ class Tensor:
     data: list = None   # JSON data, flat or nested
     raw: bytes = None   # binary data (the binary tensor data extension)
 
-# %% ../nbs/06_tensors.ipynb #9eefc4fb
+# %% ../nbs/06_tensors.ipynb #c93164ef
 def tensor_header(spec, # one element of the request's "inputs"
                   i:int, # its index
                  ) -> tuple:
@@ -103,7 +103,7 @@ def tensor_header(spec, # one element of the request's "inputs"
     refuse_unsupported(parameters, f"input {shown(name)}")
     return name, tuple(shape), datatype, parameters
 
-# %% ../nbs/06_tensors.ipynb #e6137eb0
+# %% ../nbs/06_tensors.ipynb #8623faf9
 def input_tensors(inputs, # the request's "inputs"
                   binary:bytes, # the bytes after the JSON header
                  ) -> list:
@@ -132,7 +132,7 @@ def input_tensors(inputs, # the request's "inputs"
                            f"binary_data_size add up to {offset}")
     return tensors
 
-# %% ../nbs/06_tensors.ipynb #349d6db4
+# %% ../nbs/06_tensors.ipynb #b5255d68
 def tensor_rows(tensor:Tensor, width:int) -> list:
     """The JSON data of an `[n, width]` (or `[n]`, width 1) tensor as `n` rows: nested data as sent, flat data cut into
     rows."""
@@ -151,14 +151,14 @@ def tensor_rows(tensor:Tensor, width:int) -> list:
         )
     return [data[i:i + width] for i in range(0, len(data), width)]
 
-# %% ../nbs/06_tensors.ipynb #dba7200a
+# %% ../nbs/06_tensors.ipynb #55f1a10b
 def holds_no_boolean(rows:list) -> bool:
     "Whether a flat or nested list holds no boolean one level down (numpy would quietly read `true` as 1.0)."
     types = set(map(type, rows))
     if list in types: types |= set(map(type, chain.from_iterable(r for r in rows if type(r) is list)))
     return bool not in types
 
-# %% ../nbs/06_tensors.ipynb #31378f58
+# %% ../nbs/06_tensors.ipynb #786677e1
 def binary_values(tensor:Tensor, width:int) -> np.ndarray:
     "The binary data of an `[n, width]` (or `[n]`) tensor as an `(n, width)` array of its datatype."
     dtype, n = DATATYPES[tensor.datatype], tensor.shape[0]
@@ -167,7 +167,7 @@ def binary_values(tensor:Tensor, width:int) -> np.ndarray:
                            f"{list(tensor.shape)} of {tensor.datatype} takes {n * width * dtype.itemsize}")
     return np.frombuffer(tensor.raw, dtype).reshape(n, width)
 
-# %% ../nbs/06_tensors.ipynb #5a91d64d
+# %% ../nbs/06_tensors.ipynb #88c1cf56
 def tensor_values(tensor:Tensor, # an `[n, len(names)]` tensor, or `[n]` for one feature
                   names:list,    # the features its columns hold
                   fast:bool,     # the request holds no `true`/`false` at all, so numpy's batch conversion is safe
@@ -187,7 +187,7 @@ def tensor_values(tensor:Tensor, # an `[n, len(names)]` tensor, or `[n]` for one
             f"input {shown(tensor.name)}: " + "; ".join(map(problem_text, e.details)), e.details
         ) from None
 
-# %% ../nbs/06_tensors.ipynb #ea4a886e
+# %% ../nbs/06_tensors.ipynb #eb4404ec
 def matrix_input(tensor:Tensor, names:list, max_rows:int, fast:bool) -> np.ndarray:
     "One `[n, 13]` tensor as the model's input."
     if len(tensor.shape) != 2 or tensor.shape[1] != len(names):
@@ -198,7 +198,7 @@ def matrix_input(tensor:Tensor, names:list, max_rows:int, fast:bool) -> np.ndarr
     check_row_count(tensor.shape[0], f"input {shown(tensor.name)}", max_rows)
     return tensor_values(tensor, names, fast)
 
-# %% ../nbs/06_tensors.ipynb #01d100c0
+# %% ../nbs/06_tensors.ipynb #94933b8d
 def feature_inputs(tensors:list, names:list, max_rows:int, fast:bool) -> np.ndarray:
     "One `[n]` tensor per feature, named by feature, as the model's input in model order."
     shapes = [f"input {shown(t.name)} has shape {list(t.shape)}; with one input per feature, each must have shape [n]"
@@ -217,7 +217,7 @@ def feature_inputs(tensors:list, names:list, max_rows:int, fast:bool) -> np.ndar
     by_name = {t.name: t for t in tensors}
     return np.hstack([tensor_values(by_name[name], [name], fast) for name in names])
 
-# %% ../nbs/06_tensors.ipynb #af2e63db
+# %% ../nbs/06_tensors.ipynb #67bcc2d4
 def model_input(tensors:list, # the request's input tensors
                 names:list,   # the model's features, in order
                 max_rows:int, # most rows in one request
@@ -228,7 +228,7 @@ def model_input(tensors:list, # the request's input tensors
         return matrix_input(tensors[0], names, max_rows, fast)
     return feature_inputs(tensors, names, max_rows, fast)
 
-# %% ../nbs/06_tensors.ipynb #14c27634
+# %% ../nbs/06_tensors.ipynb #64e8b01d
 @dataclass(frozen=True)
 class InferRequest:
     "A checked inference request: the model's input, and which outputs to answer with, binary or not."
@@ -236,7 +236,7 @@ class InferRequest:
     X: np.ndarray    # the model's validated float32 input
     outputs: tuple   # (output name, binary?) pairs, in the order to answer them
 
-# %% ../nbs/06_tensors.ipynb #6807e1f8
+# %% ../nbs/06_tensors.ipynb #7b2c0137
 def flag(parameters:dict, key:str, where:str, default:bool=False) -> bool:
     "A boolean parameter, `default` when absent."
     value = parameters.get(key, default)
@@ -244,7 +244,7 @@ def flag(parameters:dict, key:str, where:str, default:bool=False) -> bool:
         raise InvalidInput(f"{where}: parameter {key!r} must be true or false; got {describe(value)}")
     return value
 
-# %% ../nbs/06_tensors.ipynb #66d57e90
+# %% ../nbs/06_tensors.ipynb #dd9bad02
 def requested_outputs(outputs,          # the request's "outputs", or None
                       parameters:dict,  # the request's parameters
                      ) -> tuple:
@@ -267,7 +267,7 @@ def requested_outputs(outputs,          # the request's "outputs", or None
         chosen.append((name, flag(parameters, "binary_data", f"output {shown(name)}", default=binary)))
     return tuple(chosen)
 
-# %% ../nbs/06_tensors.ipynb #4d66da18
+# %% ../nbs/06_tensors.ipynb #2c32c567
 def infer_request(body:Body,    # the decoded JSON header
                   binary:bytes, # the binary data after it
                   names:list,   # the model's features, in order
@@ -285,13 +285,13 @@ def infer_request(body:Body,    # the decoded JSON header
     X = model_input(input_tensors(value.get("inputs"), binary), names, max_rows, body.fast)
     return InferRequest(request_id, X, requested_outputs(value.get("outputs"), parameters))
 
-# %% ../nbs/06_tensors.ipynb #bf4fafea
+# %% ../nbs/06_tensors.ipynb #b57c62f6
 def output_array(prediction:Prediction, name:str) -> np.ndarray:
     "The values of output `name`, as the little-endian C-ordered array the protocol sends."
     values = prediction.classes if name == "predict" else prediction.probabilities
     return np.ascontiguousarray(values, dtype=DATATYPES[OUTPUTS[name]])
 
-# %% ../nbs/06_tensors.ipynb #dc961026
+# %% ../nbs/06_tensors.ipynb #584cbc17
 def infer_response(model_name:str, # the model's name
                    version,        # its version
                    request:InferRequest, prediction:Prediction,
@@ -311,12 +311,12 @@ def infer_response(model_name:str, # the model's name
                           option=orjson.OPT_SERIALIZE_NUMPY)
     return (header + b"".join(chunks), len(header)) if chunks else (header, None)
 
-# %% ../nbs/06_tensors.ipynb #8650f825
+# %% ../nbs/06_tensors.ipynb #9917a251
 def server_metadata() -> dict:
     "The V2 server metadata: name, version, extensions."
     return {"name": "wine_api", "version": wine_api.__version__, "extensions": EXTENSIONS}
 
-# %% ../nbs/06_tensors.ipynb #d6836db8
+# %% ../nbs/06_tensors.ipynb #aa0605f2
 def model_metadata(model_name:str, predictor:Predictor) -> dict:
     "The V2 model metadata of the served model."
     classes = predictor.class_names
@@ -330,7 +330,7 @@ def model_metadata(model_name:str, predictor:Predictor) -> dict:
                          "parameters": {"class_names": classes}}],
             "parameters": {"model_class": predictor.artifact.manifest["model_class"]}}
 
-# %% ../nbs/06_tensors.ipynb #fc2dec02
+# %% ../nbs/06_tensors.ipynb #dbc9ddec
 def served_version(model_name:str,     # the model the request names
                    model_version:str,  # the version it names, or None for the served one
                    served_name:str,    # the name this server serves its model under

@@ -9,7 +9,7 @@ __all__ = ['REQUEST_ID', 'RECORD', 'REST_STATUS', 'REST_ERRORS', 'AppState', 'ap
            'ErrorForm', 'error_form', 'error_response', 'http_error_response', 'unexpected_error_response',
            'register_error_handlers']
 
-# %% ../nbs/07_web.ipynb #5f5cc6cb
+# %% ../nbs/07_web.ipynb #4ee6db23
 import os
 import re
 import sys
@@ -28,7 +28,7 @@ from .errors import (BodyTooLarge, EmptyBody, InternalError, InvalidBody, Invali
 from .predict import Body, Prediction, Predictor, ascii_digits, decode_json, shown
 from .serving import ModelSlot, ServedModel
 
-# %% ../nbs/07_web.ipynb #cca80f69
+# %% ../nbs/07_web.ipynb #67911d52
 @dataclass
 class AppState:
     "What an app holds for all its requests: one object, under one key."
@@ -37,19 +37,19 @@ class AppState:
     error_forms: dict = field(default_factory=dict)  # path prefix -> the `ErrorForm` of the protocol served there
     open_paths: frozenset = frozenset()  # routes that never need a key (for the OpenAPI document)
 
-# %% ../nbs/07_web.ipynb #e253e9f0
+# %% ../nbs/07_web.ipynb #76cd1254
 def app_state(app:Flask=None) -> AppState:
     "The state of `app`, or of the app handling the current request."
     return (app or current_app).extensions["wine_api"]
 
-# %% ../nbs/07_web.ipynb #165fc3f5
+# %% ../nbs/07_web.ipynb #b5dccc61
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a caller's X-Request-ID may hold to be kept as is
 
 def request_id(incoming:str) -> str:
     "The caller's request id if it is a sane token, else a new random one (128 bits, as a UUID4 has)."
     return incoming if incoming and REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
 
-# %% ../nbs/07_web.ipynb #8ae10ad0
+# %% ../nbs/07_web.ipynb #003db184
 @dataclass
 class RequestRecord:
     "What one request did, for its log line and the metrics: written by the routes, read when it ends."
@@ -62,27 +62,27 @@ class RequestRecord:
 
 RECORD = "wine_api.record"  # the record's key in the request's WSGI environment
 
-# %% ../nbs/07_web.ipynb #10c9a573
+# %% ../nbs/07_web.ipynb #34daf267
 def start_record():
     "Open the current request's record (a `before_request` hook, the first)."
     environ = request.environ
     environ[RECORD] = RequestRecord(request_id(environ.get("HTTP_X_REQUEST_ID")), time.perf_counter())
 
-# %% ../nbs/07_web.ipynb #bf8faa0c
+# %% ../nbs/07_web.ipynb #beb29def
 def current_record() -> RequestRecord:
     "The current request's record (opened now if no hook did, as for an error raised before the hooks ran)."
     environ = request.environ
     if RECORD not in environ: start_record()
     return environ[RECORD]
 
-# %% ../nbs/07_web.ipynb #10720eb7
+# %% ../nbs/07_web.ipynb #2a194a3c
 def served_model() -> ServedModel:
     "The model answering this request, its version noted in the record; `ModelUnavailable` when none is loaded."
     model = app_state().slot.current()
     current_record().model_version = model.ready().version
     return model
 
-# %% ../nbs/07_web.ipynb #3105877b
+# %% ../nbs/07_web.ipynb #156348d3
 def record_prediction(predictor:Predictor, # the predictor `served_model` gave
                       X:np.ndarray,        # its validated input
                      ) -> Prediction:
@@ -91,20 +91,20 @@ def record_prediction(predictor:Predictor, # the predictor `served_model` gave
     record.prediction, record.class_names = predictor.predict(X), predictor.class_names
     return record.prediction
 
-# %% ../nbs/07_web.ipynb #6923d4fe
+# %% ../nbs/07_web.ipynb #9f0aa031
 def name_the_model_version(response:Response) -> Response:
     "Every answer given by a model names its version in `X-Model-Version` (an `after_request` hook)."
     version = current_record().model_version
     if version is not None: response.headers["X-Model-Version"] = str(version)
     return response
 
-# %% ../nbs/07_web.ipynb #d4dcadc7
+# %% ../nbs/07_web.ipynb #c525c588
 def gevent_patched() -> bool:
     "Whether this process runs on gevent's cooperative sockets (a `wine-api serve` worker)."
     monkey = sys.modules.get("gevent.monkey")
     return monkey is not None and monkey.is_module_patched("socket")
 
-# %% ../nbs/07_web.ipynb #7b8c2bd3
+# %% ../nbs/07_web.ipynb #f6020f27
 @contextmanager
 def read_deadline(seconds:float): # most time the body may take to arrive
     "`RequestTimeout` if the block takes longer than `seconds`; enforced on gevent workers, where a body is awaited."
@@ -112,7 +112,7 @@ def read_deadline(seconds:float): # most time the body may take to arrive
     from gevent import Timeout
     with Timeout(seconds, RequestTimeout(f"the request body took longer than {seconds:g} s to arrive")): yield
 
-# %% ../nbs/07_web.ipynb #61db350b
+# %% ../nbs/07_web.ipynb #c49a0152
 def read_stream(stream, # a WSGI input
                 most:int, # bytes to read at most
                ) -> bytes:
@@ -127,7 +127,7 @@ def read_stream(stream, # a WSGI input
         raise InvalidBody(f"the request body could not be read: {type(e).__name__}") from None
     return b"".join(chunks)
 
-# %% ../nbs/07_web.ipynb #25dbbc48
+# %% ../nbs/07_web.ipynb #8a6bb62a
 def read_body(environ:dict, # the WSGI environment of the request
               limit:int,    # most bytes accepted (`MAX_CONTENT_LENGTH`)
               timeout:float=10.0, # most seconds the body may take to arrive
@@ -142,7 +142,7 @@ def read_body(environ:dict, # the WSGI environment of the request
     if length and len(body) < int(length): raise InvalidBody(f"the body ended after {len(body)} of its {length} bytes")
     return body
 
-# %% ../nbs/07_web.ipynb #9e51fb02
+# %% ../nbs/07_web.ipynb #0d2514d3
 def json_body() -> Body:
     "The request's JSON body, within the app's limits; 415 unless it is sent as `application/json`."
     environ, config = request.environ, current_app.config
@@ -152,14 +152,14 @@ def json_body() -> Body:
                                    f"got {shown(mimetype) if mimetype else 'no Content-Type'}")
     return decode_json(read_body(environ, config["MAX_CONTENT_LENGTH"], config["BODY_TIMEOUT"]))
 
-# %% ../nbs/07_web.ipynb #9d462105
+# %% ../nbs/07_web.ipynb #42fc2ad8
 def json_response(payload, # anything orjson can write, numpy arrays included
                   status:int=200) -> Response:
     "A JSON response written by orjson."
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(body, status=status, mimetype="application/json")
 
-# %% ../nbs/07_web.ipynb #35a961a1
+# %% ../nbs/07_web.ipynb #7eb3e22c
 REST_STATUS = {  # the REST API's status for each error
     WineApiError: 400, EmptyBody: 400, InvalidJSON: 400, InvalidBody: 400, InvalidInput: 422, TooManyRows: 413,
     BodyTooLarge: 413, UnsupportedMediaType: 415, RequestTimeout: 408, Unauthorized: 401, ModelNotFound: 404,
@@ -172,7 +172,7 @@ def error_body(code:str,         # stable machine-readable code, e.g. `invalid_i
     "The REST API's one error shape: `{\"error\": {\"code\", \"message\", \"details\"}}`."
     return {"error": {"code": code, "message": message, "details": details or []}}
 
-# %% ../nbs/07_web.ipynb #a3da7732
+# %% ../nbs/07_web.ipynb #3d4ba2ea
 @dataclass(frozen=True)
 class ErrorForm:
     "How one protocol answers errors: its status table, and the body it writes."
@@ -185,14 +185,14 @@ class ErrorForm:
 
 REST_ERRORS = ErrorForm(REST_STATUS, lambda e: error_body(e.code, e.message, e.details))
 
-# %% ../nbs/07_web.ipynb #0f3d605d
+# %% ../nbs/07_web.ipynb #0301055e
 def error_form(path:str) -> ErrorForm:
     "The error form of the protocol serving `path`: the REST one unless a protocol's prefix claims it."
     for prefix, form in app_state().error_forms.items():
         if path == prefix or path.startswith(prefix + "/"): return form
     return REST_ERRORS
 
-# %% ../nbs/07_web.ipynb #af1b2e95
+# %% ../nbs/07_web.ipynb #11ae6e0a
 def error_response(e:WineApiError, # the error to answer
                    status:int=None, # the status when the edge already chose it (werkzeug's 404, 405)
                   ) -> Response:
@@ -201,7 +201,7 @@ def error_response(e:WineApiError, # the error to answer
     form = error_form(request.path)
     return json_response(form.body(e), status or form.status(e))
 
-# %% ../nbs/07_web.ipynb #6f33bf26
+# %% ../nbs/07_web.ipynb #abc62625
 def http_error_response(e:HTTPException) -> Response:
     "A werkzeug HTTP error in the protocol's JSON form, keeping its status and headers."
     error = WineApiError(e.description, code=e.name.lower().replace(" ", "_"))
@@ -210,13 +210,13 @@ def http_error_response(e:HTTPException) -> Response:
         if name.lower() != "content-type": response.headers[name] = value
     return response
 
-# %% ../nbs/07_web.ipynb #8fe19328
+# %% ../nbs/07_web.ipynb #86f66984
 def unexpected_error_response(e:Exception) -> Response:
     "Any other exception: logged with its traceback, answered with a 500 that reveals nothing."
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(InternalError("the server failed to handle this request; the error has been logged"))
 
-# %% ../nbs/07_web.ipynb #b898b6f7
+# %% ../nbs/07_web.ipynb #a5270b73
 def register_error_handlers(app:Flask):
     "Answer every error on `app` through `error_response`."
     app.register_error_handler(WineApiError, error_response)
