@@ -1,12 +1,14 @@
 """Benchmark: our server against a hello-world Flask app and the tutorial-style app, in one run, same gunicorn settings.
 
-    python bench/bench.py [--seconds 5] [--rounds 3]
+    python bench/bench.py [--seconds 5] [--rounds 3] [--baseline REV]
 
 Starts each app on a loopback port with 2 workers (the settings of `wine-api serve`), loads it with wrk, and prints
 single-row requests/s and p50/p99 latency at concurrency 1 and 16, rows/s in 1000-row batches at concurrency 4, cold
 start (process start to first 200) and memory (PSS of master + workers), each with its ratio to the other apps.
 The same 1000-row batches also go through the V2 inference route, once in JSON and once with the binary tensor data
 extension (FP32 inputs, binary outputs: what tritonclient sends by default).
+With `--baseline REV` (a commit), the package as it was at REV runs in the same rounds, each of its runs next to the
+same run of ours, and a last table gives the paired ratios: a change measured against what it changed, in one run.
 """
 import argparse
 import json
@@ -43,15 +45,31 @@ def post(url, body: bytes) -> int:
     except OSError: return 0
 
 
+def baseline_checkout(rev:str) -> Path:
+    "The package as it was at commit `rev` (its bundled model included), in a new temporary directory."
+    root = Path(tempfile.mkdtemp(prefix="wine-api-baseline-"))
+    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", rev, "wine_api"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    return root
+
+
+def command(name:str, port:int, baseline:Path=None) -> tuple:
+    "How to start app `name` on `port`, and in which directory: ours exactly as users run it."
+    if name == "wine_api": return [str(Path(sys.executable).parent/"wine-api"), "serve", "--port", str(port)], None
+    if name in ("baseline", "checkout"):  # from a checkout, first on `sys.path`, before the installed package
+        return ([sys.executable, "-c", "from wine_api.cli import cli; cli()", "serve", "--port", str(port)],
+                baseline if name == "baseline" else HERE.parent)
+    return [sys.executable, str(HERE/"serve.py"), name, str(port)], None
+
+
 class Server:
     "One app under gunicorn on a free loopback port; measures its cold start."
-    def __init__(self, name):
+    def __init__(self, name, baseline:Path=None):
         self.name, self.port = name, free_port()
         probe = json.dumps([TUTORIAL_ROW]).encode()
         started = time.perf_counter()
-        command = ([str(Path(sys.executable).parent/"wine-api"), "serve", "--port", str(self.port)] if name == "wine_api"
-                   else [sys.executable, str(HERE/"serve.py"), name, str(self.port)])  # ours exactly as users run it
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        argv, cwd = command(name, self.port, baseline)
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while post(self.url("/api/"), probe) != 200:
             if self.proc.poll() is not None: raise RuntimeError(f"{name} exited with {self.proc.returncode}")
             time.sleep(0.005)
@@ -101,11 +119,11 @@ def bodies():
                                 {"HEADER_LENGTH": str(len(v2_header)), "CONTENT_TYPE": "application/octet-stream"})}
 
 
-def cold_start(name, starts=3) -> float:
+def cold_start(name, starts=3, baseline:Path=None) -> float:
     "Median seconds from starting `name` to its first 200."
     times = []
     for _ in range(starts):
-        server = Server(name)
+        server = Server(name, baseline)
         times.append(server.cold_start)
         server.stop()
     return statistics.median(times)
@@ -124,6 +142,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all runs; medians are reported")
+    parser.add_argument("--baseline", metavar="REV", help="also run the package as it was at this commit, and compare")
     args = parser.parse_args()
     if not shutil.which("wrk"): sys.exit("wrk is needed: apt-get install wrk")
     b = bodies()
@@ -136,9 +155,15 @@ def main():
             ("wine_api", "predict_batch", "/predict", b["predict_batch"], 4),
             ("wine_api", "v2_json_batch", "/v2/models/wine/infer", b["v2_json_batch"], 4),
             ("wine_api", "v2_binary_batch", "/v2/models/wine/infer", b["v2_binary_batch"], 4)]
-    names = ("hello", "tutorial", "wine_api")
-    results = {name: {"cold_start_s": cold_start(name)} for name in names}
-    servers = {name: Server(name) for name in names}
+    names, baseline = ("hello", "tutorial", "wine_api"), None
+    if args.baseline:
+        baseline, names = baseline_checkout(args.baseline), names + ("baseline",)
+        plan = [step for run in plan for step in ([run, ("baseline", *run[1:])] if run[0] == "wine_api" else [run])]
+    results = {name: {"cold_start_s": cold_start(name)} for name in names if name != "baseline"}
+    if baseline:  # ours started as the baseline is (the editable install's script costs more), for a fair cold start
+        results["checkout"] = {"cold_start_s": cold_start("checkout", starts=5)}
+        results["baseline"] = {"cold_start_s": cold_start("baseline", starts=5, baseline=baseline)}
+    servers = {name: Server(name, baseline) for name in names}
     try:
         samples = {}
         for _ in range(args.rounds):  # interleaved, so a slow minute of the machine hits every app alike
@@ -149,7 +174,8 @@ def main():
         for name, server in servers.items(): results[name]["pss_mib"] = server.pss_mib()
     finally:
         for server in servers.values(): server.stop()
-    results["run"] = describe_run()
+        if baseline: shutil.rmtree(baseline, ignore_errors=True)
+    results["run"] = describe_run() + (f"; baseline: commit {args.baseline}" if args.baseline else "")
     (HERE/"results.json").write_text(json.dumps(results, indent=2))
     report(results)
 
@@ -203,6 +229,21 @@ def report(r):
     print("\ntargets (measured, then the target):")
     for label, measured, (passes, sign), target in checks:
         print(f"  {'PASS' if passes(measured, target) else 'FAIL'}  {label}: {measured:.2f} {sign} {target}")
+    if "baseline" in r: against_baseline(r)
+
+
+def against_baseline(r):
+    "Our runs against the baseline's, paired round by round: above 1.00 is faster now (below, for time and memory)."
+    ours, base = r["wine_api"], r["baseline"]
+    print(f"\nagainst the baseline, same run{'':12}{'req/s now':>10}{'baseline':>10}{'× baseline':>11}")
+    for label, run in [("/api/ single row c1", "c1"), ("/api/ single row c16", "c16"),
+                       ("/predict single row c1", "predict_c1"), ("/predict single row c16", "predict_c16"),
+                       ("/api/ 1000-row batches c4", "batch"), ("/predict 1000-row batches c4", "predict_batch"),
+                       ("V2 JSON 1000-row batches c4", "v2_json_batch"), ("V2 binary 1000-row batches c4", "v2_binary_batch")]:
+        print(f"{label:40}{ours[run]['rps']:10.0f}{base[run]['rps']:10.0f}{ratio(ours[run], base[run]):11.2f}")
+    now_start, base_start = r["checkout"]["cold_start_s"], base["cold_start_s"]
+    print(f"{'cold start, seconds (both as python -c)':40}{now_start:10.2f}{base_start:10.2f}{now_start / base_start:11.2f}")
+    print(f"{'PSS, MiB':40}{ours['pss_mib']:10.2f}{base['pss_mib']:10.2f}{ours['pss_mib'] / base['pss_mib']:11.2f}")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,10 @@ def test_errors_carry_no_http_status():
     import wine_api.errors as errors
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.WineApiError)]
     assert len(classes) > 10 and not any(hasattr(c, "status") for c in classes)
+
+
+def test_no_code_line_in_a_notebook_is_over_120_characters():
+    long = [(notebook.name, line[:60]) for notebook in sorted((REPO/"nbs").glob("*.ipynb"))
+            for cell in json.loads(notebook.read_text())["cells"] if cell["cell_type"] == "code"
+            for line in "".join(cell["source"]).splitlines() if len(line) > 120]
+    assert long == []
