@@ -140,10 +140,7 @@ def worker_pids(server) -> list:
 
 def pss_mib(server) -> float:
     "PSS of the server's master and workers, MiB."
-    kib = 0
-    for pid in [server.proc.pid] + worker_pids(server):
-        kib += int(re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M).group(1))
-    return kib / 1024
+    return process_tree_pss_mib(server.proc.pid)
 
 
 # The load generator: each of `connections` threads keeps one HTTP/1.1 keep-alive connection and POSTs the same body
@@ -204,3 +201,99 @@ class Load:
 
 
 def failed(outcomes) -> list: return [o for o in outcomes if not 200 <= o.status < 300]
+
+
+# Containers: podman with runc, as root, no registry. The base image is made from Debian packages and kept.
+
+CONTAINERS_CONF = """[containers]
+default_ulimits = ["nofile=10240:10240", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+BASE_IMAGE = "localhost/wine-api-base:bookworm"
+IMAGE = "localhost/wine-api:test"
+
+
+def podman_env() -> dict:
+    "The environment podman needs here: runc, cgroupfs, file events (crun and systemd do not work on this machine)."
+    conf = Path(tempfile.gettempdir())/"wine-api-containers.conf"
+    if not conf.exists() or conf.read_text() != CONTAINERS_CONF: conf.write_text(CONTAINERS_CONF)
+    return {**os.environ, "CONTAINERS_CONF": str(conf)}
+
+
+def podman(*args, check=True, timeout=600, **kwargs) -> subprocess.CompletedProcess:
+    "Run `podman *args`; the finished process, output as text."
+    proc = subprocess.run(["podman", *map(str, args)], env=podman_env(), capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"podman {' '.join(map(str, args))} failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return proc
+
+
+def debian_mirrors() -> list:
+    "The apt mirror lines of this machine, for mmdebstrap (main component of each configured suite)."
+    sources = Path("/etc/apt/sources.list.d/debian.sources").read_text()
+    lines = []
+    for stanza in sources.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and not line.startswith("#"))
+        for suite in fields.get("Suites", "").split():
+            if suite.startswith("bookworm"): lines.append(f"deb {fields['URIs']} {suite} {fields['Components']}")
+    return lines
+
+
+def base_image() -> str:
+    "A bookworm minbase image with python3 and its venv module, made with mmdebstrap unless it exists already."
+    if podman("image", "exists", BASE_IMAGE, check=False).returncode == 0: return BASE_IMAGE
+    with tempfile.TemporaryDirectory() as tmp:
+        rootfs = Path(tmp)/"rootfs.tar"
+        subprocess.run(["mmdebstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates", "bookworm",
+                        str(rootfs), *debian_mirrors()], check=True, capture_output=True, timeout=900)
+        podman("import", rootfs, BASE_IMAGE)
+    return BASE_IMAGE
+
+
+def build_image(tag:str=IMAGE) -> str:
+    "The repository's Dockerfile built on the local base image, pip reaching PyPI through this machine's proxy."
+    certs = "/etc/ssl/certs/ca-certificates.crt"
+    podman("build", "--format", "docker", "-t", tag, "--build-arg", f"BASE_IMAGE={base_image()}",
+           "--build-arg", f"PIP_CERT={certs}", "-v", "/etc/ssl/certs:/etc/ssl/certs:ro", REPO, timeout=1200)
+    return tag
+
+
+class Container:
+    "A container of `image` serving on a free loopback port; removed by `stop()`."
+    def __init__(self, image:str, *run_args, command=(), wait=True):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        started = time.monotonic()
+        self.id = podman("run", "-d", "--health-interval=disable", "-p", f"127.0.0.1:{self.port}:8080", *run_args,
+                         image, *command).stdout.strip()
+        if wait and not wait_until_ready(self.url, seconds=60):
+            log = self.logs()
+            self.stop()
+            raise RuntimeError(f"the container did not become ready: {log[-3000:]}")
+        self.cold_start = time.monotonic() - started
+
+    def logs(self) -> str: return podman("logs", self.id, check=False).stderr
+
+    def exec(self, *command) -> str: return podman("exec", self.id, *command).stdout
+
+    def host_pid(self) -> int: return int(podman("inspect", "--format", "{{.State.Pid}}", self.id).stdout)
+
+    def stop(self, seconds:int=10) -> float:
+        "Stop it (SIGTERM, then SIGKILL after `seconds`) and remove it; how long stopping took."
+        started = time.monotonic()
+        podman("stop", "-t", seconds, self.id, check=False)
+        took = time.monotonic() - started
+        podman("rm", "-f", self.id, check=False)
+        return took
+
+
+def process_tree_pss_mib(pid:int) -> float:
+    "PSS of a process and its children, MiB."
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    kib = int(re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M).group(1))
+    return kib / 1024 + sum(process_tree_pss_mib(int(child)) for child in children)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up everything the tests need, then run them all: the system packages the container tests use (podman, buildah,
+# runc, mmdebstrap; installed with apt-get when missing), a virtualenv with the package and its dev tools, the
+# notebooks' own test cells, then pytest (arguments are passed to it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in podman buildah runc mmdebstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+fi
+
+python3 -m venv .venv
+.venv/bin/pip install -q -e ".[dev]"
+.venv/bin/nbdev_test
+.venv/bin/pytest "$@"
