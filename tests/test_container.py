@@ -224,3 +224,16 @@ def test_two_replicas_sharing_a_store_follow_a_promote_within_2_s_under_load(ima
     assert took < 2
     assert all(len(o) > 100 and not failed(o) for o in outcomes), [failed(o)[:3] for o in outcomes]
     assert all({x.version for x in o} == {"1", "2"} for o in outcomes)
+
+
+def test_the_training_job_runs_in_the_image_read_only_into_a_mounted_store(image, tmp_path):
+    "What the Job and CronJob run: `wine-api train` from the same image, as uid 10001 on a read-only root."
+    store = tmp_path/"models"
+    store.mkdir(mode=0o777)
+    store.chmod(0o777)
+    args = manifest("train-job.yaml")["spec"]["template"]["spec"]["containers"][0]["args"]
+    podman("run", "--rm", "--read-only", "--health-interval=disable", "-v", f"{store}:/models", image, *args)
+    assert [p.name for p in (store/"versions").iterdir()] == ["1"] and not (store/"CURRENT").exists()  # --no-current
+    assert len(list((store/"reports").glob("train-*.ipynb"))) == 1
+    verified = run_cli("models", "--model-dir", store, "verify", cwd=tmp_path)
+    assert verified.returncode == 0 and "version 1: verified" in verified.stdout, verified.stdout + verified.stderr

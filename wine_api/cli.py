@@ -10,7 +10,7 @@ __all__ = ['PARSER_ERRORS', 'training_notebook', 'parse_value', 'notebook_parame
            'run_gunicorn', 'serve', 'csv_number', 'input_text', 'csv_rows', 'read_rows', 'predict_here', 'format_table',
            'explain', 'predict']
 
-# %% ../nbs/14_cli.ipynb #55222a3c
+# %% ../nbs/14_cli.ipynb #dacfa494
 import ast
 import codecs
 import csv
@@ -30,25 +30,25 @@ import orjson
 
 import wine_api
 
-# %% ../nbs/14_cli.ipynb #99d40eec
+# %% ../nbs/14_cli.ipynb #36725314
 def training_notebook() -> Path:
     "The training notebook `wine-api train` executes."
     return Path(wine_api.__file__).parent/"notebooks"/"train.ipynb"
 
-# %% ../nbs/14_cli.ipynb #586e3440
+# %% ../nbs/14_cli.ipynb #e1e42d99
 def parse_value(text:str): # a value as typed on the command line
     "`3` → 3, `0.2` → 0.2, `None` → None, `True` → True; anything else stays a string."
     try: return ast.literal_eval(text)
     except (ValueError, SyntaxError): return text
 
-# %% ../nbs/14_cli.ipynb #530b8938
+# %% ../nbs/14_cli.ipynb #198e275d
 def notebook_parameters(path, # a notebook with a `parameters` cell
                        ) -> dict:
     "The notebook's parameters with their default values."
     import papermill
     return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(path)).items()}
 
-# %% ../nbs/14_cli.ipynb #7f247c70
+# %% ../nbs/14_cli.ipynb #7e9db58d
 def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VALUE`
                        defaults:dict, # the notebook's parameters and their defaults
                       ) -> dict:
@@ -65,18 +65,18 @@ def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VA
     check_training_params(**params, y=load_wine_data().y)
     return params
 
-# %% ../nbs/14_cli.ipynb #8b36ac1c
+# %% ../nbs/14_cli.ipynb #9132f300
 class TrainingRunError(RuntimeError):
     "The training notebook raised in one of its cells."
 
-# %% ../nbs/14_cli.ipynb #29ef39e1
+# %% ../nbs/14_cli.ipynb #6367353e
 def new_report_path(report_dir, # directory for executed training notebooks
                    ) -> Path:
     "A report file name unique to this run: `train-<UTC time>-<pid>.ipynb`."
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path(report_dir)/f"train-{stamp}-{os.getpid()}.ipynb"
 
-# %% ../nbs/14_cli.ipynb #f89455cf
+# %% ../nbs/14_cli.ipynb #471b3048
 def read_result(report:Path) -> dict:
     "The JSON the executed notebook's `result` cell displayed."
     import nbformat
@@ -85,17 +85,18 @@ def read_result(report:Path) -> dict:
     if not outputs: raise TrainingRunError(f"{report} has no result: the run did not reach its last cell")
     return outputs[-1]["application/json"]
 
-# %% ../nbs/14_cli.ipynb #98e0066c
+# %% ../nbs/14_cli.ipynb #05ae2113
 def ipc_kernel_manager():
     "A kernel manager class whose kernels talk over local Unix sockets, not TCP (no port, and no plain-text warning)."
     from jupyter_client.manager import AsyncKernelManager
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.transport = "ipc"
+            self.transport = "ipc"  # the sockets go in the temporary directory: the working one may be read-only
+            self.ip = os.path.join(tempfile.gettempdir(), f"wine-api-kernel-{os.getpid()}-{id(self)}")
     return IPCKernelManager
 
-# %% ../nbs/14_cli.ipynb #1734e03d
+# %% ../nbs/14_cli.ipynb #79ed2e4f
 def run_training(params:dict,       # parameters to inject, `model_dir` included
                  report:Path,       # where to write the executed notebook
                  progress:bool=True, # show papermill's progress bar
@@ -115,7 +116,7 @@ def run_training(params:dict,       # parameters to inject, `model_dir` included
                                f"no model was saved.") from None
     return read_result(report)
 
-# %% ../nbs/14_cli.ipynb #7a077c7e
+# %% ../nbs/14_cli.ipynb #81e16606
 def format_result(result:dict) -> str:
     "What a finished run says: the version, where it is, its scores."
     m = result["metrics"]
@@ -131,7 +132,7 @@ def format_result(result:dict) -> str:
         f"   macro-F1 {m['cv_f1_macro_mean']:.3f} ± {m['cv_f1_macro_std']:.3f}",
         f"  tree depth {m['tree_depth']}, {m['tree_leaves']} leaves"])
 
-# %% ../nbs/14_cli.ipynb #ae132e74
+# %% ../nbs/14_cli.ipynb #37be8dad
 def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a public key)
              ):
     "The key at `path`, loaded; a `BadParameter` naming the option if it is no such key."
@@ -139,13 +140,13 @@ def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a pu
     try: return (load_signing_key if kind == "signing" else load_verify_key)(path)
     except ModelStoreError as e: raise click.BadParameter(str(e), param_hint=f"'--{kind}-key'") from None
 
-# %% ../nbs/14_cli.ipynb #47577312
+# %% ../nbs/14_cli.ipynb #b21aa812
 @click.group()
 @click.version_option(wine_api.__version__, prog_name="wine-api")
 def cli():
     "wine_api: train the wine classifier from its notebook, and serve it."
 
-# %% ../nbs/14_cli.ipynb #854bca15
+# %% ../nbs/14_cli.ipynb #52b863a8
 @cli.command()
 @click.option("-p", "--parameter", "overrides", nargs=2, multiple=True, metavar="NAME VALUE",
               help="Set a training parameter, e.g. -p max_depth 3 (repeatable; see --list-params).")
@@ -178,7 +179,7 @@ def train(overrides, model_dir, report_dir, current, signing_key, list_params, q
     attach_report(Path(result["path"]), report.read_bytes())
     click.echo(format_result(result))
 
-# %% ../nbs/14_cli.ipynb #07ff80f3
+# %% ../nbs/14_cli.ipynb #fa626ef2
 def format_models(models:list) -> str:
     "The store's versions as a table, the current one marked with `*`."
     lines = [f"{'':2}{'version':>7}  {'trained at':20}  {'accuracy':>8}  {'macro-F1':>8}  {'CV accuracy':>13}  params"]
@@ -195,7 +196,7 @@ def format_models(models:list) -> str:
                      + ("  (signed)" if m.get("signed") else ""))
     return "\n".join(lines)
 
-# %% ../nbs/14_cli.ipynb #d747e315
+# %% ../nbs/14_cli.ipynb #45f04161
 @cli.group(invoke_without_command=True)
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
               show_default=True, help="The model store.")
@@ -215,7 +216,7 @@ def models(ctx, model_dir, as_json, verify_key):
         )
     click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if as_json else format_models(found))
 
-# %% ../nbs/14_cli.ipynb #b12642ff
+# %% ../nbs/14_cli.ipynb #78e489ed
 def switch_current(model_dir:Path, change, # the store, and a function of it that switches CURRENT
                   ) -> str:
     "Run `change` on the store; what changed, or a `ClickException` saying why nothing did."
@@ -226,7 +227,7 @@ def switch_current(model_dir:Path, change, # the store, and a function of it tha
     except ModelStoreError as e: raise click.ClickException(str(e)) from None
     return f"{model_dir}: version {after} is now current (was {before})"
 
-# %% ../nbs/14_cli.ipynb #0c66f75f
+# %% ../nbs/14_cli.ipynb #f60ff630
 @models.command()
 @click.argument("version", type=click.IntRange(1))
 @click.pass_obj
@@ -235,7 +236,7 @@ def promote(store, version):
     from wine_api.store import promote as promote_version
     click.echo(switch_current(store.model_dir, lambda d: promote_version(d, version, store.public_key)))
 
-# %% ../nbs/14_cli.ipynb #77560e15
+# %% ../nbs/14_cli.ipynb #eec9516a
 @models.command()
 @click.pass_obj
 def rollback(store):
@@ -243,7 +244,7 @@ def rollback(store):
     from wine_api.store import rollback as rollback_version
     click.echo(switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key)))
 
-# %% ../nbs/14_cli.ipynb #3d30c563
+# %% ../nbs/14_cli.ipynb #93df293c
 @models.command()
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.pass_obj
@@ -265,7 +266,7 @@ def verify(store, version):
             click.echo(f"version {v}: FAILED: {e}")
     if failed: raise click.ClickException(f"{failed} of {len(versions)} versions failed verification")
 
-# %% ../nbs/14_cli.ipynb #f7d1b165
+# %% ../nbs/14_cli.ipynb #2ef50fed
 @cli.command()
 @click.argument("prefix", type=click.Path(dir_okay=False, path_type=Path))
 def keygen(prefix):
@@ -281,7 +282,7 @@ def keygen(prefix):
     click.echo(f"private key: {key_path} (train with --signing-key {key_path})\n"
                f"public key:  {pub_path} (serve and promote with --verify-key {pub_path})")
 
-# %% ../nbs/14_cli.ipynb #a26c9c49
+# %% ../nbs/14_cli.ipynb #66b02a1c
 def use_multiprocess_metrics() -> str:
     """Point prometheus_client at a fresh directory for the workers' metrics (before it is imported); the directory we
     made, if any."""
@@ -289,7 +290,7 @@ def use_multiprocess_metrics() -> str:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wine-api-metrics-")
     return os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-# %% ../nbs/14_cli.ipynb #6a391c27
+# %% ../nbs/14_cli.ipynb #65fc1c53
 def gunicorn_options(host:str="127.0.0.1", # interface to listen on
                      port:int=5000,        # TCP port
                      workers:int=2,        # worker processes
@@ -302,7 +303,7 @@ def gunicorn_options(host:str="127.0.0.1", # interface to listen on
             "preload_app": True, "timeout": 30, "graceful_timeout": 10, "keepalive": 5,
             "accesslog": "-" if access_log else None, "proc_name": "wine-api"}
 
-# %% ../nbs/14_cli.ipynb #31685d14
+# %% ../nbs/14_cli.ipynb #1d404b7c
 def json_logger_class():
     "A gunicorn logger class writing gunicorn's own lines as JSON, like the app's."
     from gunicorn.glogging import Logger
@@ -313,7 +314,7 @@ def json_logger_class():
             for handler in self.error_log.handlers + self.access_log.handlers: handler.setFormatter(JsonFormatter())
     return JsonLogger
 
-# %% ../nbs/14_cli.ipynb #b669f88d
+# %% ../nbs/14_cli.ipynb #76745329
 PARSER_ERRORS = {  # what gunicorn's parser refuses -> (status, code); any other refusal is a 400
     "LimitRequestLine": (414, "uri_too_long"), "LimitRequestHeaders": (431, "request_header_fields_too_large"),
     "ExpectationFailed": (417, "expectation_failed"), "ForbiddenProxyRequest": (403, "forbidden")}
@@ -350,7 +351,7 @@ def gevent_worker():
                 pass  # the client is gone; there is no one left to tell
     return WineApiGeventWorker
 
-# %% ../nbs/14_cli.ipynb #11f80913
+# %% ../nbs/14_cli.ipynb #81d399e3
 def check_port_free(host:str, port:int):
     "A `ClickException` now, rather than gunicorn's retries later, when `host:port` cannot be listened on."
     if port == 0: return  # the system picks a free one
@@ -362,7 +363,7 @@ def check_port_free(host:str, port:int):
         hint = "; another server is listening there: stop it or pick another --port" if e.errno == 98 else ""
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}{hint}") from None
 
-# %% ../nbs/14_cli.ipynb #cd83ff6f
+# %% ../nbs/14_cli.ipynb #fe5ce9e8
 def run_gunicorn(app, # the WSGI app, created before the workers fork
                  options:dict, # gunicorn settings
                 ):
@@ -379,7 +380,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     Server().run()
 
-# %% ../nbs/14_cli.ipynb #06951528
+# %% ../nbs/14_cli.ipynb #5baf1e2f
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="WINE_API_HOST", show_envvar=True,
               help="Interface to listen on (0.0.0.0 for all).")
@@ -428,7 +429,7 @@ def serve(host, port, workers, connections, model_path, max_rows, max_body_bytes
     finally:  # workers leave through here too (gunicorn exits them with SystemExit); only the master cleans up
         if metrics_dir and os.getpid() == master: shutil.rmtree(metrics_dir, ignore_errors=True)
 
-# %% ../nbs/14_cli.ipynb #3891a560
+# %% ../nbs/14_cli.ipynb #ee4aa0c5
 def csv_number(cell:str):
     "A CSV cell as a number when it is one; else the text, for validation to name; empty is null."
     cell = cell.strip()
@@ -436,7 +437,7 @@ def csv_number(cell:str):
     try: return float(cell)
     except ValueError: return cell
 
-# %% ../nbs/14_cli.ipynb #c7e418f6
+# %% ../nbs/14_cli.ipynb #725bf92b
 def input_text(data:bytes) -> str:
     "The input as text: UTF-8 (with or without a byte order mark) or UTF-16 with one, as Excel saves 'Unicode text'."
     from wine_api.errors import EmptyBody, InvalidBody
@@ -451,14 +452,14 @@ def input_text(data:bytes) -> str:
     if not text.strip(): raise EmptyBody("the input is empty: give a CSV file with a header row, or JSON rows")
     return text
 
-# %% ../nbs/14_cli.ipynb #818e83dd
+# %% ../nbs/14_cli.ipynb #cce670a3
 def csv_rows(text:str) -> list:
     "The rows of CSV text, its delimiter (comma, semicolon or tab) guessed from its start."
     try: dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error: dialect = csv.excel
     return [row for row in csv.reader(io.StringIO(text), dialect) if row]
 
-# %% ../nbs/14_cli.ipynb #7bfbe598
+# %% ../nbs/14_cli.ipynb #50d5ee7f
 def read_rows(data:bytes,     # the input's bytes
               kind:str="auto", # "csv", "json", or "auto": JSON if it starts with [ or {
              ) -> dict:
@@ -473,7 +474,7 @@ def read_rows(data:bytes,     # the input's bytes
     header, *rows = csv_rows(text)
     return {"columns": [h.strip() for h in header], "data": [[csv_number(c) for c in row] for row in rows]}
 
-# %% ../nbs/14_cli.ipynb #8febb6fb
+# %% ../nbs/14_cli.ipynb #7facddc2
 def predict_here(body:dict, # a `/predict` body
                  model_path=None, # model store or version directory; None for the bundled model
                 ) -> dict:
@@ -485,7 +486,7 @@ def predict_here(body:dict, # a `/predict` body
     X = predict_input(Body(body, fast=False), predictor.feature_names, max_rows=sys.maxsize)
     return orjson.loads(PredictionRenderer(predictor).render(predictor.predict(X)))
 
-# %% ../nbs/14_cli.ipynb #69c819b7
+# %% ../nbs/14_cli.ipynb #03bdf6e8
 def format_table(answer:dict) -> str:
     "A `/predict` answer as an aligned table, one line per row."
     names = list(answer["predictions"][0]["probabilities"]) if answer["predictions"] else []
@@ -495,7 +496,7 @@ def format_table(answer:dict) -> str:
                      "  ".join(f"{p['probabilities'][n]:>8.3f}" for n in names))
     return "\n".join(lines + [f"model version {answer['model_version']}"])
 
-# %% ../nbs/14_cli.ipynb #1e416dfe
+# %% ../nbs/14_cli.ipynb #3e720497
 def explain(error) -> str:
     "A `WineApiError` or `ServerError` as lines for the terminal: the message, then each detail."
     lines = [error.message] + [
@@ -503,7 +504,7 @@ def explain(error) -> str:
     ]
     return "\n".join(lines)
 
-# %% ../nbs/14_cli.ipynb #70727750
+# %% ../nbs/14_cli.ipynb #5c18ec71
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--url", help="Ask the server at this URL (e.g. http://127.0.0.1:5000) instead of predicting here.")
