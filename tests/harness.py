@@ -1,6 +1,7 @@
 """What the tests need to run the real thing: the `wine-api` command, live servers on loopback, real training runs,
 the memory of a server's processes, and a load generator. Plain functions and classes; the fixtures built on them are
 in `conftest.py`, and `tests/faults.py` runs longer versions of the operations tests with them."""
+import functools
 import http.client
 import json
 import os
@@ -217,10 +218,11 @@ BASE_IMAGE = "localhost/wine-api-base:bookworm"
 IMAGE = "localhost/wine-api:test"
 
 
+@functools.cache
 def podman_env() -> dict:
     "The environment podman needs here: runc, cgroupfs, file events (crun and systemd do not work on this machine)."
     conf = Path(tempfile.gettempdir())/"wine-api-containers.conf"
-    if not conf.exists() or conf.read_text() != CONTAINERS_CONF: conf.write_text(CONTAINERS_CONF)
+    conf.write_text(CONTAINERS_CONF)
     return {**os.environ, "CONTAINERS_CONF": str(conf)}
 
 

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['bp', 'tutorial_predict', 'predict', 'health', 'ready', 'model_info', 'openapi']
 
-# %% ../nbs/09_api.ipynb #b2622ead
+# %% ../nbs/09_api.ipynb #e503d3d2
 import orjson
 from flask import Blueprint, Response, current_app
 
@@ -13,10 +13,10 @@ from .openapi import openapi_document
 from .predict import predict_input, tutorial_input
 from .web import app_state, json_body, json_response, record_prediction, served_model
 
-# %% ../nbs/09_api.ipynb #286e6867
+# %% ../nbs/09_api.ipynb #d74388a9
 bp = Blueprint("wine_api", __name__)
 
-# %% ../nbs/09_api.ipynb #42928b16
+# %% ../nbs/09_api.ipynb #5f9ab576
 @bp.post("/api/")
 def tutorial_predict():
     "The tutorial's route: a list of rows of 13 numbers in, a list of predicted classes out."
@@ -25,7 +25,7 @@ def tutorial_predict():
     classes = record_prediction(predictor, X).classes
     return Response(orjson.dumps(classes, option=orjson.OPT_SERIALIZE_NUMPY), mimetype="application/json")
 
-# %% ../nbs/09_api.ipynb #b0c2085b
+# %% ../nbs/09_api.ipynb #8b5045ed
 @bp.post("/predict")
 def predict():
     "Rows as instances, records or columns in; class, class name and probabilities per row out."
@@ -33,13 +33,13 @@ def predict():
     X = predict_input(json_body(), model.predictor.feature_names, current_app.config["MAX_ROWS"])
     return Response(model.renderer.render(record_prediction(model.predictor, X)), mimetype="application/json")
 
-# %% ../nbs/09_api.ipynb #2546aab3
+# %% ../nbs/09_api.ipynb #06b625ad
 @bp.get("/health")
 def health():
     "The process is alive."
     return json_response({"status": "ok"})
 
-# %% ../nbs/09_api.ipynb #a6085697
+# %% ../nbs/09_api.ipynb #5fd32fa1
 @bp.get("/ready")
 def ready():
     "A verified model is loaded; 503 with the reason otherwise. `reload_error` says why a new version was refused."
@@ -47,17 +47,18 @@ def ready():
     error = app_state().slot.reload_error
     return json_response({"status": "ready", "model_version": version, **({"reload_error": error} if error else {})})
 
-# %% ../nbs/09_api.ipynb #14a3439d
+# %% ../nbs/09_api.ipynb #5439771d
 @bp.get("/model")
 def model_info():
     "The served model's manifest, its public part."
     return json_response(served_model().public_manifest())
 
-# %% ../nbs/09_api.ipynb #9c33d0c8
+# %% ../nbs/09_api.ipynb #8bfc78eb
 @bp.get("/openapi.json")
 def openapi():
     "This API's OpenAPI 3.1 description, for the model served now."
-    predictor, state = app_state().slot.current().predictor, app_state()
+    state = app_state()
+    predictor = state.slot.current().predictor
     return json_response(openapi_document(predictor.feature_names if predictor else [],
                                           predictor.class_names if predictor else [], current_app.config["MAX_ROWS"],
                                           bool(state.keys), state.open_paths))

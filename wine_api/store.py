@@ -6,7 +6,7 @@
 __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'TREE_FILE', 'MANIFEST_FILE', 'SIGNATURE_FILE', 'CURRENT_FILE', 'REPORT_FILE',
            'VERSIONS_DIR', 'MAX_TREE_DEPTH', 'MANIFEST_SCHEMA', 'MANIFEST_VALIDATOR', 'TREE_ARRAYS', 'SIGNATURE_FORMAT',
            'SIGNED_PREFIX', 'MAX_MANIFEST_BYTES', 'ModelStoreError', 'ModelNotFoundError', 'ModelIntegrityError',
-           'ModelSignatureError', 'IncompatibleModelError', 'fsync_dir', 'write_new_file', 'shared_mode',
+           'ModelSignatureError', 'IncompatibleModelError', 'fsync_dir', 'write_new_file', 'temporary_path',
            'replace_file', 'runtime_versions', 'file_digest', 'manifest_problem', 'build_manifest', 'export_tree',
            'tree_to_bytes', 'tree_from_bytes', 'tree_problem', 'versions_dir', 'list_versions', 'read_pointer',
            'current_version', 'version_dir', 'is_version_dir', 'set_current', 'Artifact', 'LoadedModel', 'LoadedTree',
@@ -17,7 +17,7 @@ __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'TREE_FILE', 'MANIFEST_FILE', 'SIGNAT
            'verify_version', 'bundled_model_dir', 'attach_report', 'version_summary', 'list_models', 'promote',
            'rollback']
 
-# %% ../nbs/02_store.ipynb #dca5f6fd
+# %% ../nbs/02_store.ipynb #daf74605
 import base64
 import hashlib
 import io
@@ -26,8 +26,8 @@ import os
 import pickle
 import platform
 import re
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version as installed_version
@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 import wine_api
 
-# %% ../nbs/02_store.ipynb #9afed3e5
+# %% ../nbs/02_store.ipynb #366051f9
 FORMAT_VERSION = 2          # the manifest layout; bumped when it changes incompatibly
 MODEL_FILE = "model.pkl"    # the estimator, pickled: for Python users and retraining
 TREE_FILE = "tree.npz"      # a decision tree as plain arrays: what the server predicts from
@@ -52,34 +52,34 @@ REPORT_FILE = "report.ipynb"  # the executed training notebook, kept beside the 
 VERSIONS_DIR = "versions"
 MAX_TREE_DEPTH = 512        # deeper trees are refused: a one-row request walks the whole depth
 
-# %% ../nbs/02_store.ipynb #53ba8c40
+# %% ../nbs/02_store.ipynb #51a626ed
 class ModelStoreError(Exception):
     "The model store cannot give a usable model."
 
-# %% ../nbs/02_store.ipynb #7850b8e6
+# %% ../nbs/02_store.ipynb #b2dc4e75
 class ModelNotFoundError(ModelStoreError):
     "There is no model where one was asked for."
 
-# %% ../nbs/02_store.ipynb #3e97f119
+# %% ../nbs/02_store.ipynb #eaafbf72
 class ModelIntegrityError(ModelStoreError):
     "The artifact on disk is not what was saved: a changed, truncated or mismatched file."
 
-# %% ../nbs/02_store.ipynb #959e49bd
+# %% ../nbs/02_store.ipynb #bfc6216f
 class ModelSignatureError(ModelIntegrityError):
     "A version is unsigned, or signed by another key, or its signature does not match its manifest."
 
-# %% ../nbs/02_store.ipynb #2db70949
+# %% ../nbs/02_store.ipynb #08cb0d43
 class IncompatibleModelError(ModelStoreError):
     "The artifact was written by an environment this one must not unpickle it in."
 
-# %% ../nbs/02_store.ipynb #9c1d3352
+# %% ../nbs/02_store.ipynb #b4c1525c
 def fsync_dir(path:Path): # directory whose entries (new or renamed files) must reach the disk
     "Flush a directory's entries to disk, so a rename in it survives a crash."
     fd = os.open(path, os.O_RDONLY)
     try: os.fsync(fd)
     finally: os.close(fd)
 
-# %% ../nbs/02_store.ipynb #e067928d
+# %% ../nbs/02_store.ipynb #b46cc894
 def write_new_file(path:Path, # file to create; must not exist
                    data:bytes):
     "Create `path` holding `data`, flushed to disk."
@@ -88,19 +88,19 @@ def write_new_file(path:Path, # file to create; must not exist
         f.flush()
         os.fsync(f.fileno())
 
-# %% ../nbs/02_store.ipynb #400d5397
-def shared_mode(mode:int) -> int:
-    "`mode` (0o666 for files, 0o777 for directories) less the process's umask: what `open` or `mkdir` would give."
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
+# %% ../nbs/02_store.ipynb #a37479c5
+def temporary_path(directory:Path, # where the temporary file or directory goes: beside its final place
+                   prefix:str,     # its name's start, a dot for a hidden name
+                  ) -> Path:
+    "A new name in `directory` that nothing else uses: `prefix` and 64 random bits."
+    return directory/f"{prefix}{secrets.token_hex(8)}"
 
-# %% ../nbs/02_store.ipynb #2ec7d272
+# %% ../nbs/02_store.ipynb #d9ed5845
 def replace_file(path:Path, # file to replace (or create)
                  data:bytes):
     "Replace `path`'s content with `data` atomically."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, shared_mode(0o666))
+    tmp = temporary_path(path.parent, f".{path.name}.tmp-")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -112,18 +112,18 @@ def replace_file(path:Path, # file to replace (or create)
         raise
     fsync_dir(path.parent)
 
-# %% ../nbs/02_store.ipynb #5768c7a8
+# %% ../nbs/02_store.ipynb #d1f36717
 def runtime_versions() -> dict:
     "The versions of what reads and writes pickles here: Python, scikit-learn, numpy."
     return {"python": platform.python_version(), "scikit_learn": installed_version("scikit-learn"),
             "numpy": np.__version__}
 
-# %% ../nbs/02_store.ipynb #7129ee66
+# %% ../nbs/02_store.ipynb #7e356a79
 def file_digest(data:bytes) -> dict:
     "What the manifest records of a file: its sha256 and size."
     return {"sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
 
-# %% ../nbs/02_store.ipynb #2741fefc
+# %% ../nbs/02_store.ipynb #aa0951c2
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 _DIGEST = {"type": "object", "required": ["sha256", "size_bytes"], "additionalProperties": False,
            "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
@@ -162,7 +162,7 @@ def manifest_problem(manifest) -> str:
     names = [f["name"] for f in manifest["features"]]
     if len(set(names)) != len(names): return "features: a feature name is listed twice"
 
-# %% ../nbs/02_store.ipynb #cda15bd4
+# %% ../nbs/02_store.ipynb #0b6fe703
 def build_manifest(files:dict,         # file name -> bytes, exactly as written to disk
                    version:int,         # the version number the model is saved under
                    model,               # the fitted estimator, for its class name
@@ -187,7 +187,7 @@ def build_manifest(files:dict,         # file name -> bytes, exactly as written 
         "class_names": list(class_names),
     }
 
-# %% ../nbs/02_store.ipynb #3a29427c
+# %% ../nbs/02_store.ipynb #eb44721a
 TREE_ARRAYS = ("feature", "threshold", "left", "right", "probabilities", "classes", "depth",
                "feature_names", "class_names", "model_version")
 
@@ -211,14 +211,14 @@ def export_tree(tree,              # a fitted `DecisionTreeClassifier`
             "feature_names": np.array(feature_names, dtype=str), "class_names": np.array(class_names, dtype=str),
             "model_version": np.int64(version)}
 
-# %% ../nbs/02_store.ipynb #90b02259
+# %% ../nbs/02_store.ipynb #93c17ded
 def tree_to_bytes(arrays:dict) -> bytes:
     "`arrays` as the bytes of an `.npz` file."
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
 
-# %% ../nbs/02_store.ipynb #44ed7be8
+# %% ../nbs/02_store.ipynb #8b0961fa
 def tree_from_bytes(data:bytes, where="") -> dict:
     "The arrays of an `.npz` file, refusing anything that would need unpickling, or that is no `.npz` at all."
     try:
@@ -228,14 +228,14 @@ def tree_from_bytes(data:bytes, where="") -> dict:
     ) as e:  # numpy raises what its readers raise: ValueError, BadZipFile, EOFError, OSError, KeyError...
         raise ModelIntegrityError(f"{TREE_FILE} of {where} is not a readable array file ({type(e).__name__})") from None
 
-# %% ../nbs/02_store.ipynb #0e3b3fc5
+# %% ../nbs/02_store.ipynb #be56508b
 def _depths(left:np.ndarray, right:np.ndarray, internal:np.ndarray) -> np.ndarray:
     "Each node's depth; parents come before their children, so one pass in node order sets them all."
     depth = np.zeros(len(left), dtype=np.int64)
     for node in np.flatnonzero(internal).tolist(): depth[left[node]] = depth[right[node]] = depth[node] + 1
     return depth
 
-# %% ../nbs/02_store.ipynb #3c4a6675
+# %% ../nbs/02_store.ipynb #49761843
 def tree_problem(arrays:dict, n_features:int, n_classes:int) -> str:
     "What makes `arrays` no walkable tree of `n_features` features and `n_classes` classes, or None."
     missing = [name for name in TREE_ARRAYS if name not in arrays]
@@ -276,10 +276,10 @@ def tree_problem(arrays:dict, n_features:int, n_classes:int) -> str:
     if depth != arrays["depth"] or depth > MAX_TREE_DEPTH:
         return f"its stated depth {int(arrays['depth'])} is not its real depth {depth}, or beyond {MAX_TREE_DEPTH}"
 
-# %% ../nbs/02_store.ipynb #e295e325
+# %% ../nbs/02_store.ipynb #61626619
 def versions_dir(model_dir) -> Path: return Path(model_dir)/VERSIONS_DIR
 
-# %% ../nbs/02_store.ipynb #ddbe7edb
+# %% ../nbs/02_store.ipynb #c5b8e5a7
 def list_versions(model_dir, # the store
                  ) -> list:
     "Version numbers in the store, oldest first (unfinished `.tmp-*` directories are not versions)."
@@ -287,7 +287,7 @@ def list_versions(model_dir, # the store
     if not vdir.is_dir(): return []
     return sorted(int(p.name) for p in vdir.iterdir() if re.fullmatch(r"[1-9][0-9]*", p.name) and p.is_dir())
 
-# %% ../nbs/02_store.ipynb #812006da
+# %% ../nbs/02_store.ipynb #9ed74ca0
 def read_pointer(model_dir, # the store
                 ) -> str:
     "What `CURRENT` says, stripped (None when there is none); only a small regular file inside the store is read."
@@ -298,7 +298,7 @@ def read_pointer(model_dir, # the store
     with open(pointer, "rb") as f: data = f.read(64)
     return data.decode("ascii", "replace").strip()
 
-# %% ../nbs/02_store.ipynb #16aaf76c
+# %% ../nbs/02_store.ipynb #e7edbe45
 def current_version(model_dir, # the store
                    ) -> int:
     "The version `CURRENT` points at."
@@ -310,7 +310,7 @@ def current_version(model_dir, # the store
         raise ModelIntegrityError(f"{Path(model_dir)/CURRENT_FILE} should hold a version number, and does not")
     return int(text)
 
-# %% ../nbs/02_store.ipynb #6f75cde6
+# %% ../nbs/02_store.ipynb #649358e1
 def version_dir(model_dir, # the store
                 version:int,
                ) -> Path:
@@ -320,12 +320,12 @@ def version_dir(model_dir, # the store
         raise ModelIntegrityError(f"{path} is a link leading out of the store: refusing to follow it")
     return path
 
-# %% ../nbs/02_store.ipynb #95614d8d
+# %% ../nbs/02_store.ipynb #62717dea
 def is_version_dir(path) -> bool:
     "Whether `path` is one version directory (it has a manifest), rather than a store."
     return (Path(path)/MANIFEST_FILE).is_file()
 
-# %% ../nbs/02_store.ipynb #a18535f0
+# %% ../nbs/02_store.ipynb #768f043d
 def set_current(model_dir, # the store
                 version:int, # an existing version to serve from now on
                ):
@@ -334,7 +334,7 @@ def set_current(model_dir, # the store
         raise ModelNotFoundError(f"version {version} is not in {model_dir}; versions: {list_versions(model_dir)}")
     replace_file(Path(model_dir)/CURRENT_FILE, f"{version}\n".encode())
 
-# %% ../nbs/02_store.ipynb #d96b6f88
+# %% ../nbs/02_store.ipynb #b40b1fb1
 @dataclass(frozen=True)
 class Artifact:
     "A verified model version: its manifest and directory."
@@ -348,19 +348,19 @@ class Artifact:
     @property
     def class_names(self) -> list: return self.manifest["class_names"]
 
-# %% ../nbs/02_store.ipynb #edf9193e
+# %% ../nbs/02_store.ipynb #a346ec1c
 @dataclass(frozen=True)
 class LoadedModel(Artifact):
     "A verified model with its unpickled estimator."
     estimator: object = None  # the fitted scikit-learn estimator
 
-# %% ../nbs/02_store.ipynb #360d60be
+# %% ../nbs/02_store.ipynb #edb28e8a
 @dataclass(frozen=True)
 class LoadedTree(Artifact):
     "A verified decision tree as plain arrays (see `export_tree`); nothing unpickled."
     arrays: dict = None       # the tree's arrays
 
-# %% ../nbs/02_store.ipynb #58c678f1
+# %% ../nbs/02_store.ipynb #dd40e5aa
 SIGNATURE_FORMAT = "wine_api-ed25519-v1"
 # what is signed: this, then the manifest's bytes; nothing else can be mistaken for it
 SIGNED_PREFIX = b"wine_api model manifest\x00"
@@ -374,7 +374,7 @@ def new_key_pair() -> tuple:
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, public
 
-# %% ../nbs/02_store.ipynb #c56c6e7b
+# %% ../nbs/02_store.ipynb #4f74e25e
 def _read_key(path, load, kind, what:str):
     try: key = load(Path(path).read_bytes())
     except OSError as e: raise ModelSignatureError(f"cannot read the {what} {path}: {e.strerror}") from None
@@ -382,32 +382,32 @@ def _read_key(path, load, kind, what:str):
     if not isinstance(key, kind): raise ModelSignatureError(f"{path} is not an Ed25519 {what} in PEM form")
     return key
 
-# %% ../nbs/02_store.ipynb #d54d209d
+# %% ../nbs/02_store.ipynb #8c3dd726
 def load_signing_key(path) -> Ed25519PrivateKey:
     "The Ed25519 private key in the PEM file `path`."
     return _read_key(
         path, lambda data: serialization.load_pem_private_key(data, None), Ed25519PrivateKey, "private key"
     )
 
-# %% ../nbs/02_store.ipynb #ff8e5f8f
+# %% ../nbs/02_store.ipynb #1a1fb15b
 def load_verify_key(path) -> Ed25519PublicKey:
     "The Ed25519 public key in the PEM file `path`."
     return _read_key(path, serialization.load_pem_public_key, Ed25519PublicKey, "public key")
 
-# %% ../nbs/02_store.ipynb #07631cfb
+# %% ../nbs/02_store.ipynb #6d07413d
 def key_id(public_key:Ed25519PublicKey) -> str:
     "A short name for a public key: the start of the sha256 of its raw bytes."
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
-# %% ../nbs/02_store.ipynb #1cdf5eec
+# %% ../nbs/02_store.ipynb #e1de3a15
 def sign_manifest(manifest_bytes:bytes, key:Ed25519PrivateKey) -> bytes:
     "The signature file for a manifest's bytes."
     signature = key.sign(SIGNED_PREFIX + manifest_bytes)
     return json.dumps({"format": SIGNATURE_FORMAT, "key_id": key_id(key.public_key()),
                        "signature": base64.b64encode(signature).decode()}, indent=2).encode()
 
-# %% ../nbs/02_store.ipynb #74a41d27
+# %% ../nbs/02_store.ipynb #054fb84c
 def check_signature(version_dir:Path, manifest_bytes:bytes, public_key:Ed25519PublicKey):
     "Refuse a version that is unsigned, signed by another key, or whose manifest is not the one signed."
     path = Path(version_dir)/SIGNATURE_FILE
@@ -428,7 +428,7 @@ def check_signature(version_dir:Path, manifest_bytes:bytes, public_key:Ed25519Pu
     except InvalidSignature: raise ModelSignatureError(f"the signature of {version_dir} does not match its manifest: "
                                                        "it was changed after signing") from None
 
-# %% ../nbs/02_store.ipynb #9cea3a43
+# %% ../nbs/02_store.ipynb #285f3279
 def _publish_version(tmp_dir:Path, model_dir, contents_for) -> Path:
     """Rename `tmp_dir` to the next free version number, first writing in it the files that name that number; the new
     directory."""
@@ -443,7 +443,7 @@ def _publish_version(tmp_dir:Path, model_dir, contents_for) -> Path:
         fsync_dir(versions_dir(model_dir))
         return versions_dir(model_dir)/str(version)
 
-# %% ../nbs/02_store.ipynb #f0888f98
+# %% ../nbs/02_store.ipynb #edfc62b0
 def save_model(model,                 # a fitted scikit-learn estimator
                model_dir,             # the store; created if missing
                features:list,         # feature schema `[{'name','min','max'}]`, in model order
@@ -470,8 +470,8 @@ def save_model(model,                 # a fitted scikit-learn estimator
         signature = {SIGNATURE_FILE: sign_manifest(manifest, signing_key)} if signing_key else {}
         return {**{k: v for k, v in files.items() if k != MODEL_FILE}, MANIFEST_FILE: manifest, **signature}
     versions_dir(model_dir).mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(dir=versions_dir(model_dir), prefix=".tmp-"))
-    tmp_dir.chmod(shared_mode(0o777))
+    tmp_dir = temporary_path(versions_dir(model_dir), ".tmp-")
+    tmp_dir.mkdir()
     try:
         write_new_file(tmp_dir/MODEL_FILE, pickled)
         published = _publish_version(tmp_dir, model_dir, contents_for)
@@ -481,7 +481,7 @@ def save_model(model,                 # a fitted scikit-learn estimator
     if make_current: set_current(model_dir, int(published.name))
     return LoadedModel(read_manifest(published), published, model)
 
-# %% ../nbs/02_store.ipynb #7c338467
+# %% ../nbs/02_store.ipynb #5f7fc097
 MAX_MANIFEST_BYTES = 4 << 20  # a manifest is a few kilobytes; anything larger is not one
 
 def read_manifest_bytes(version_dir:Path) -> bytes:
@@ -492,7 +492,7 @@ def read_manifest_bytes(version_dir:Path) -> bytes:
     if path.stat().st_size > MAX_MANIFEST_BYTES: raise ModelIntegrityError(f"{path} is too large to be a manifest")
     return path.read_bytes()
 
-# %% ../nbs/02_store.ipynb #10866171
+# %% ../nbs/02_store.ipynb #904b8093
 def parse_manifest(data:bytes, where) -> dict:
     "A manifest from its bytes, of a format this code reads and valid against `MANIFEST_SCHEMA`."
     try: manifest = json.loads(data)
@@ -503,13 +503,13 @@ def parse_manifest(data:bytes, where) -> dict:
     if problem: raise ModelIntegrityError(f"the manifest of {where} is not valid: {problem}")
     return manifest
 
-# %% ../nbs/02_store.ipynb #98f301fe
+# %% ../nbs/02_store.ipynb #59e81561
 def read_manifest(version_dir:Path, # a version directory
                  ) -> dict:
     "The manifest of `version_dir`, checked against the schema."
     return parse_manifest(read_manifest_bytes(version_dir), version_dir)
 
-# %% ../nbs/02_store.ipynb #5ac6305e
+# %% ../nbs/02_store.ipynb #82cca112
 def resolve_version_dir(path, # a store (with `CURRENT`) or a version directory (with `manifest.json`)
                        ) -> Path:
     "The version directory `path` designates."
@@ -518,10 +518,10 @@ def resolve_version_dir(path, # a store (with `CURRENT`) or a version directory 
     if not path.is_dir(): raise ModelNotFoundError(f"no model at {path}: no such directory")
     return version_dir(path, current_version(path))
 
-# %% ../nbs/02_store.ipynb #735ee3d3
+# %% ../nbs/02_store.ipynb #5ccfddf2
 def _minor_series(version:str) -> tuple: return tuple(version.split(".")[:2])
 
-# %% ../nbs/02_store.ipynb #4c53c530
+# %% ../nbs/02_store.ipynb #c5128765
 def check_format(manifest:dict, # a model's manifest
                  where=""):     # the model's path, for messages
     "Refuse a manifest of a format this code does not read."
@@ -531,7 +531,7 @@ def check_format(manifest:dict, # a model's manifest
             f"this wine_api reads format {FORMAT_VERSION}: retrain it with `wine-api train`"
         )
 
-# %% ../nbs/02_store.ipynb #af0f2b73
+# %% ../nbs/02_store.ipynb #6bf64339
 def check_pickle_compatible(manifest:dict, # a model's manifest
                             where=""):     # the model's path, for messages
     "Refuse a pickle from another scikit-learn minor series."
@@ -542,7 +542,7 @@ def check_pickle_compatible(manifest:dict, # a model's manifest
             f"{here}; a pickle is only safe to load in the version series that wrote it. "
             f"Retrain it here with `wine-api train`.")
 
-# %% ../nbs/02_store.ipynb #f106821b
+# %% ../nbs/02_store.ipynb #6f48499c
 def read_verified_bytes(version_dir:Path, # a version directory
                         manifest:dict,    # its manifest
                         name:str=MODEL_FILE, # the file to read
@@ -565,7 +565,7 @@ def read_verified_bytes(version_dir:Path, # a version directory
                                   f"{expected[:12]}...): the file was changed or damaged; refusing to load it")
     return data
 
-# %% ../nbs/02_store.ipynb #6b92a7c1
+# %% ../nbs/02_store.ipynb #894dffa2
 def check_matches_manifest(estimator, manifest:dict, where=""):
     "Refuse an estimator whose features or classes disagree with its manifest."
     n_features, n_classes = len(manifest["features"]), len(manifest["class_names"])
@@ -573,13 +573,13 @@ def check_matches_manifest(estimator, manifest:dict, where=""):
         raise ModelIntegrityError(f"model at {where} does not fit its manifest: expected {n_features} features "
                                   f"and {n_classes} classes")
 
-# %% ../nbs/02_store.ipynb #9119eeae
+# %% ../nbs/02_store.ipynb #63357db1
 def check_version_number(version_dir:Path, manifest:dict):
     "Refuse a version in a store's `versions/` whose directory name is not its manifest's version."
     if version_dir.parent.name == VERSIONS_DIR and version_dir.name != str(manifest["model_version"]):
         raise ModelIntegrityError(f"{version_dir} holds a manifest of version {manifest['model_version']}")
 
-# %% ../nbs/02_store.ipynb #1c5cb2db
+# %% ../nbs/02_store.ipynb #683460e8
 def read_checked_manifest(path, # a store (follows `CURRENT`) or a version directory
                           # when given, the version must be signed with its private key
                           public_key:Ed25519PublicKey=None,
@@ -592,7 +592,7 @@ def read_checked_manifest(path, # a store (follows `CURRENT`) or a version direc
     check_version_number(version_dir, manifest)
     return version_dir, manifest
 
-# %% ../nbs/02_store.ipynb #0a79ff6a
+# %% ../nbs/02_store.ipynb #29910a46
 def load_model(path, # a store (follows `CURRENT`) or a version directory
                public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
               ) -> LoadedModel:
@@ -603,7 +603,7 @@ def load_model(path, # a store (follows `CURRENT`) or a version directory
     check_matches_manifest(estimator, manifest, version_dir)
     return LoadedModel(manifest, version_dir, estimator)
 
-# %% ../nbs/02_store.ipynb #c4506748
+# %% ../nbs/02_store.ipynb #7caf7108
 def check_tree_matches_manifest(arrays:dict, manifest:dict, where=""):
     "Refuse tree arrays that are no walkable tree, or disagree with the manifest on features, classes or version."
     names, classes = [f["name"] for f in manifest["features"]], manifest["class_names"]
@@ -616,7 +616,7 @@ def check_tree_matches_manifest(arrays:dict, manifest:dict, where=""):
         problem = f"it was saved as another version than the manifest's {manifest['model_version']}"
     if problem: raise ModelIntegrityError(f"tree at {where} does not fit its manifest: {problem}")
 
-# %% ../nbs/02_store.ipynb #f77b66c2
+# %% ../nbs/02_store.ipynb #baf08054
 def load_tree(path, # a store (follows `CURRENT`) or a version directory
               public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
              ) -> LoadedTree:
@@ -627,7 +627,7 @@ def load_tree(path, # a store (follows `CURRENT`) or a version directory
     check_tree_matches_manifest(arrays, manifest, version_dir)
     return LoadedTree(manifest, version_dir, arrays)
 
-# %% ../nbs/02_store.ipynb #cafbd6d9
+# %% ../nbs/02_store.ipynb #d0442dba
 def verify_version(path, # a store (follows `CURRENT`) or a version directory
                    public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
                   ) -> LoadedTree:
@@ -637,12 +637,12 @@ def verify_version(path, # a store (follows `CURRENT`) or a version directory
     for name in tree.manifest["files"].keys() - {TREE_FILE}: read_verified_bytes(tree.path, tree.manifest, name)
     return tree
 
-# %% ../nbs/02_store.ipynb #e5886d65
+# %% ../nbs/02_store.ipynb #b245f12c
 def bundled_model_dir() -> Path:
     "The store shipped inside the package: the default model, trained by the training notebook's default run."
     return Path(wine_api.__file__).parent/"models"
 
-# %% ../nbs/02_store.ipynb #33832ca4
+# %% ../nbs/02_store.ipynb #8f1015e3
 def attach_report(version_dir:Path, # a version directory
                   report:bytes,     # the executed training notebook
                  ) -> Path:
@@ -650,7 +650,7 @@ def attach_report(version_dir:Path, # a version directory
     replace_file(Path(version_dir)/REPORT_FILE, report)
     return Path(version_dir)/REPORT_FILE
 
-# %% ../nbs/02_store.ipynb #63dc074d
+# %% ../nbs/02_store.ipynb #05021c19
 def version_summary(model_dir, # the store
                     version:int,
                    ) -> dict:
@@ -666,7 +666,7 @@ def version_summary(model_dir, # the store
         "signed": (path / SIGNATURE_FILE).is_file(),
     }
 
-# %% ../nbs/02_store.ipynb #06fe9563
+# %% ../nbs/02_store.ipynb #bea30452
 def list_models(model_dir, # the store
                ) -> list:
     "Every version of the store, oldest first, with `current` marking the one `CURRENT` points at."
@@ -674,7 +674,7 @@ def list_models(model_dir, # the store
     except ModelStoreError: current = None
     return [{**version_summary(model_dir, v), "current": v == current} for v in list_versions(model_dir)]
 
-# %% ../nbs/02_store.ipynb #285248ca
+# %% ../nbs/02_store.ipynb #adebf26a
 def promote(model_dir, # the store
             version:int, # the version to serve from now on
             public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
@@ -686,7 +686,7 @@ def promote(model_dir, # the store
     set_current(model_dir, version)
     return verified
 
-# %% ../nbs/02_store.ipynb #3e3cd11b
+# %% ../nbs/02_store.ipynb #b8e2ef6e
 def rollback(model_dir, # the store
              public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
             ) -> LoadedTree:
