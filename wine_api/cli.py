@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['PARSER_ERRORS', 'training_notebook', 'parse_value', 'notebook_parameters', 'resolve_parameters', 'TrainingRunError',
-           'new_report_path', 'read_result', 'ipc_kernel_manager', 'run_training', 'format_result', 'check_key', 'cli',
-           'train', 'format_models', 'models', 'switch_current', 'promote', 'rollback', 'verify', 'keygen',
-           'use_multiprocess_metrics', 'gunicorn_options', 'json_logger_class', 'gevent_worker', 'check_port_free',
-           'run_gunicorn', 'serve', 'csv_number', 'input_text', 'csv_rows', 'read_rows', 'predict_here', 'format_table',
-           'explain', 'predict']
+           'new_report_path', 'read_result', 'ipc_kernel_manager', 'run_training', 'format_result', 'run_notes',
+           'check_key', 'cli', 'train', 'check_feedback', 'format_models', 'models', 'switch_current', 'promote',
+           'rollback', 'verify', 'keygen', 'use_multiprocess_metrics', 'gunicorn_options', 'json_logger_class',
+           'gevent_worker', 'check_port_free', 'run_gunicorn', 'serve', 'csv_number', 'input_text', 'csv_rows',
+           'read_rows', 'predict_here', 'format_table', 'explain', 'predict', 'read_feedback_file', 'feedback',
+           'explain_items', 'format_monitoring', 'monitor', 'prediction_lineage', 'format_lineage', 'lineage']
 
-# %% ../nbs/15_cli.ipynb #06fe078b
+# %% ../nbs/15_cli.ipynb #a93cc29f
 import ast
 import codecs
 import csv
@@ -30,25 +31,25 @@ import orjson
 
 import wine_api
 
-# %% ../nbs/15_cli.ipynb #0a788b39
+# %% ../nbs/15_cli.ipynb #63398f79
 def training_notebook() -> Path:
     "The training notebook `wine-api train` executes."
     return Path(wine_api.__file__).parent/"notebooks"/"train.ipynb"
 
-# %% ../nbs/15_cli.ipynb #11001639
+# %% ../nbs/15_cli.ipynb #c5742ca1
 def parse_value(text:str): # a value as typed on the command line
     "`3` → 3, `0.2` → 0.2, `None` → None, `True` → True; anything else stays a string."
     try: return ast.literal_eval(text)
     except (ValueError, SyntaxError): return text
 
-# %% ../nbs/15_cli.ipynb #b9ed31f4
+# %% ../nbs/15_cli.ipynb #7c0a74d3
 def notebook_parameters(path, # a notebook with a `parameters` cell
                        ) -> dict:
     "The notebook's parameters with their default values."
     import papermill
     return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(path)).items()}
 
-# %% ../nbs/15_cli.ipynb #c98dfc70
+# %% ../nbs/15_cli.ipynb #6e2616f1
 def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VALUE`
                        defaults:dict, # the notebook's parameters and their defaults
                       ) -> dict:
@@ -65,18 +66,18 @@ def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VA
     check_training_params(**params, y=load_wine_data().y)
     return params
 
-# %% ../nbs/15_cli.ipynb #ae4c6e90
+# %% ../nbs/15_cli.ipynb #a63e9b8b
 class TrainingRunError(RuntimeError):
     "The training notebook raised in one of its cells."
 
-# %% ../nbs/15_cli.ipynb #f96ad325
+# %% ../nbs/15_cli.ipynb #c9796351
 def new_report_path(report_dir, # directory for executed training notebooks
                    ) -> Path:
     "A report file name unique to this run: `train-<UTC time>-<pid>.ipynb`."
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path(report_dir)/f"train-{stamp}-{os.getpid()}.ipynb"
 
-# %% ../nbs/15_cli.ipynb #fe0d4b17
+# %% ../nbs/15_cli.ipynb #3ef71cb5
 def read_result(report:Path) -> dict:
     "The JSON the executed notebook's `result` cell displayed."
     import nbformat
@@ -85,7 +86,7 @@ def read_result(report:Path) -> dict:
     if not outputs: raise TrainingRunError(f"{report} has no result: the run did not reach its last cell")
     return outputs[-1]["application/json"]
 
-# %% ../nbs/15_cli.ipynb #a2c76a80
+# %% ../nbs/15_cli.ipynb #fe3323cf
 def ipc_kernel_manager():
     "A kernel manager class whose kernels talk over local Unix sockets, not TCP (no port, and no plain-text warning)."
     from jupyter_client.manager import AsyncKernelManager
@@ -96,7 +97,7 @@ def ipc_kernel_manager():
             self.ip = os.path.join(tempfile.gettempdir(), f"wine-api-kernel-{os.getpid()}-{id(self)}")
     return IPCKernelManager
 
-# %% ../nbs/15_cli.ipynb #7948ad1b
+# %% ../nbs/15_cli.ipynb #9c4332e5
 def run_training(params:dict,       # parameters to inject, `model_dir` included
                  report:Path,       # where to write the executed notebook
                  progress:bool=True, # show papermill's progress bar
@@ -116,9 +117,9 @@ def run_training(params:dict,       # parameters to inject, `model_dir` included
                                f"no model was saved.") from None
     return read_result(report)
 
-# %% ../nbs/15_cli.ipynb #b57760a5
+# %% ../nbs/15_cli.ipynb #061cc59f
 def format_result(result:dict) -> str:
-    "What a finished run says: the version, where it is, its scores."
+    "What a finished run says: the version, where it is, its scores, the feedback it used, how it compares."
     m = result["metrics"]
     degenerate = [f"WARNING: the model is degenerate and was NOT made current: {result['degenerate']}.",
                   "  Change the parameters and train again, or promote it anyway: "
@@ -130,9 +131,27 @@ def format_result(result:dict) -> str:
         f"  held-out accuracy  {m['test_accuracy']:.3f}   macro-F1 {m['test_f1_macro']:.3f}   ({m['test_rows']} rows)",
         f"  {m['cv_folds']}-fold CV accuracy {m['cv_accuracy_mean']:.3f} ± {m['cv_accuracy_std']:.3f}"
         f"   macro-F1 {m['cv_f1_macro_mean']:.3f} ± {m['cv_f1_macro_std']:.3f}",
-        f"  tree depth {m['tree_depth']}, {m['tree_leaves']} leaves"])
+        f"  tree depth {m['tree_depth']}, {m['tree_leaves']} leaves"] + run_notes(result))
 
-# %% ../nbs/15_cli.ipynb #aa836079
+def run_notes(result:dict) -> list:
+    "The lines on the feedback a run used, the version it was compared with, and its promotion."
+    feedback, comparison, promotion = result.get("feedback"), result.get("comparison"), result.get("promotion")
+    lines = []
+    if feedback:
+        agreement = feedback["agreement_with_served"]
+        lines.append(f"  feedback: {feedback['rows']} labelled rows ("
+                     + ", ".join(f"{k} {v}" for k, v in feedback["rows_by_class"].items()) + ")"
+                     + (f", {agreement:.0%} as the serving model answered" if agreement is not None else ""))
+    if comparison:
+        c = comparison["current"]
+        lines.append(f"  current version {comparison['current_version']} on the same held-out rows: accuracy "
+                     f"{c['test_accuracy']:.3f}   macro-F1 {c['test_f1_macro']:.3f}"
+                     + ("" if comparison["same_split"] else "  (trained on another split: not a fair comparison)"))
+    if promotion:
+        lines.append(("Promoted: " if promotion["promoted"] else "NOT promoted: ") + promotion["reason"])
+    return lines
+
+# %% ../nbs/15_cli.ipynb #f2d450ae
 def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a public key)
              ):
     "The key at `path`, loaded; a `BadParameter` naming the option if it is no such key."
@@ -140,13 +159,13 @@ def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a pu
     try: return (load_signing_key if kind == "signing" else load_verify_key)(path)
     except ModelStoreError as e: raise click.BadParameter(str(e), param_hint=f"'--{kind}-key'") from None
 
-# %% ../nbs/15_cli.ipynb #5d06e6a6
+# %% ../nbs/15_cli.ipynb #349ce0e9
 @click.group()
 @click.version_option(wine_api.__version__, prog_name="wine-api")
 def cli():
     "wine_api: train the wine classifier from its notebook, and serve it."
 
-# %% ../nbs/15_cli.ipynb #0db5d812
+# %% ../nbs/15_cli.ipynb #cb15fb5a
 @cli.command()
 @click.option("-p", "--parameter", "overrides", nargs=2, multiple=True, metavar="NAME VALUE",
               help="Set a training parameter, e.g. -p max_depth 3 (repeatable; see --list-params).")
@@ -159,8 +178,15 @@ def cli():
 @click.option("--list-params", is_flag=True, help="List the training parameters and their defaults, then exit.")
 @click.option("--signing-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Sign the new version with this Ed25519 private key (see `wine-api keygen`).")
+@click.option("--feedback", "feedback_log", metavar="URL",
+              help="Add the labelled predictions of this prediction log (a database URL, or a SQLite file such as "
+                   "models/predictions.sqlite) to the training rows.")
+@click.option("--feedback-since", metavar="TIME", help="Only feedback on predictions made from then on (ISO 8601).")
+@click.option("--promote-if-better", is_flag=True,
+              help="Make the new version current only if it is no worse than the current one on the held-out rows.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(overrides, model_dir, report_dir, current, signing_key, list_params, quiet):
+def train(overrides, model_dir, report_dir, current, signing_key, feedback_log, feedback_since, promote_if_better,
+          list_params, quiet):
     "Train a model by executing the training notebook with papermill."
     from wine_api.train import TRAINING_PARAMS, TrainingParameterError
     defaults = notebook_parameters(training_notebook())
@@ -169,17 +195,33 @@ def train(overrides, model_dir, report_dir, current, signing_key, list_params, q
     try: params = resolve_parameters(overrides, defaults)
     except TrainingParameterError as e: raise click.BadParameter(str(e), param_hint="'-p'") from None
     if signing_key: check_key(signing_key, "signing")
+    if feedback_log: check_feedback(feedback_log, feedback_since)
     report = new_report_path(report_dir)
     click.echo(f"Training with {', '.join(f'{k}={v!r}' for k, v in params.items())}\nReport: {report}")
     try: result = run_training({**params, "model_dir": str(model_dir.resolve()), "make_current": current,
-                                "signing_key": str(signing_key.resolve()) if signing_key else None},
+                                "signing_key": str(signing_key.resolve()) if signing_key else None,
+                                "feedback": feedback_log, "feedback_since": feedback_since,
+                                "promote_if_better": promote_if_better},
                                report, progress=not quiet)
     except TrainingRunError as e: raise click.ClickException(str(e)) from None
     from wine_api.store import attach_report
     attach_report(Path(result["path"]), report.read_bytes())
     click.echo(format_result(result))
 
-# %% ../nbs/15_cli.ipynb #d9a4a065
+# %% ../nbs/15_cli.ipynb #66666919
+def check_feedback(source:str, since:str):
+    "Read the feedback once before the kernel starts: a `BadParameter` naming the option if it cannot be read."
+    from wine_api.errors import ConfigError
+    from wine_api.train import TrainingParameterError, read_feedback
+    try: rows = read_feedback(source, since)
+    except TrainingParameterError as e: raise click.BadParameter(str(e), param_hint="'--feedback'") from None
+    except Exception as e:  # a database that cannot be reached or read, a URL that is none
+        from wine_api.predlog import redacted
+        raise click.BadParameter(f"cannot read the prediction log {redacted(source)}: {type(e).__name__}: "
+                                 f"{str(e)[:200]}", param_hint="'--feedback'") from None
+    click.echo(f"Feedback: {len(rows.ids)} labelled predictions")
+
+# %% ../nbs/15_cli.ipynb #2f50757b
 def format_models(models:list) -> str:
     "The store's versions as a table, the current one marked with `*`."
     lines = [f"{'':2}{'version':>7}  {'trained at':20}  {'accuracy':>8}  {'macro-F1':>8}  {'CV accuracy':>13}  params"]
@@ -196,7 +238,7 @@ def format_models(models:list) -> str:
                      + ("  (signed)" if m.get("signed") else ""))
     return "\n".join(lines)
 
-# %% ../nbs/15_cli.ipynb #9b4ab9a8
+# %% ../nbs/15_cli.ipynb #a25f4d08
 @cli.group(invoke_without_command=True)
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
               show_default=True, help="The model store.")
@@ -216,7 +258,7 @@ def models(ctx, model_dir, as_json, verify_key):
         )
     click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if as_json else format_models(found))
 
-# %% ../nbs/15_cli.ipynb #b371de4c
+# %% ../nbs/15_cli.ipynb #19528c68
 def switch_current(model_dir:Path, change, # the store, and a function of it that switches CURRENT
                   ) -> str:
     "Run `change` on the store; what changed, or a `ClickException` saying why nothing did."
@@ -227,7 +269,7 @@ def switch_current(model_dir:Path, change, # the store, and a function of it tha
     except ModelStoreError as e: raise click.ClickException(str(e)) from None
     return f"{model_dir}: version {after} is now current (was {before})"
 
-# %% ../nbs/15_cli.ipynb #c9ad2a9c
+# %% ../nbs/15_cli.ipynb #1eaf2ca7
 @models.command()
 @click.argument("version", type=click.IntRange(1))
 @click.pass_obj
@@ -236,7 +278,7 @@ def promote(store, version):
     from wine_api.store import promote as promote_version
     click.echo(switch_current(store.model_dir, lambda d: promote_version(d, version, store.public_key)))
 
-# %% ../nbs/15_cli.ipynb #12e0501a
+# %% ../nbs/15_cli.ipynb #1066de19
 @models.command()
 @click.pass_obj
 def rollback(store):
@@ -244,7 +286,7 @@ def rollback(store):
     from wine_api.store import rollback as rollback_version
     click.echo(switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key)))
 
-# %% ../nbs/15_cli.ipynb #fde77bec
+# %% ../nbs/15_cli.ipynb #fe647cf1
 @models.command()
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.pass_obj
@@ -266,7 +308,7 @@ def verify(store, version):
             click.echo(f"version {v}: FAILED: {e}")
     if failed: raise click.ClickException(f"{failed} of {len(versions)} versions failed verification")
 
-# %% ../nbs/15_cli.ipynb #29bd02e6
+# %% ../nbs/15_cli.ipynb #d38e2cc4
 @cli.command()
 @click.argument("prefix", type=click.Path(dir_okay=False, path_type=Path))
 def keygen(prefix):
@@ -282,7 +324,7 @@ def keygen(prefix):
     click.echo(f"private key: {key_path} (train with --signing-key {key_path})\n"
                f"public key:  {pub_path} (serve and promote with --verify-key {pub_path})")
 
-# %% ../nbs/15_cli.ipynb #85584b01
+# %% ../nbs/15_cli.ipynb #bc9bfc03
 def use_multiprocess_metrics() -> str:
     """Point prometheus_client at a fresh directory for the workers' metrics (before it is imported); the directory we
     made, if any."""
@@ -290,7 +332,7 @@ def use_multiprocess_metrics() -> str:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wine-api-metrics-")
     return os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-# %% ../nbs/15_cli.ipynb #5413a514
+# %% ../nbs/15_cli.ipynb #b10a3b18
 def gunicorn_options(host:str="127.0.0.1", # interface to listen on
                      port:int=5000,        # TCP port
                      workers:int=2,        # worker processes
@@ -303,7 +345,7 @@ def gunicorn_options(host:str="127.0.0.1", # interface to listen on
             "preload_app": True, "timeout": 30, "graceful_timeout": 10, "keepalive": 5,
             "accesslog": "-" if access_log else None, "proc_name": "wine-api"}
 
-# %% ../nbs/15_cli.ipynb #6bcff97b
+# %% ../nbs/15_cli.ipynb #29d09f61
 def json_logger_class():
     "A gunicorn logger class writing gunicorn's own lines as JSON, like the app's."
     from gunicorn.glogging import Logger
@@ -314,7 +356,7 @@ def json_logger_class():
             for handler in self.error_log.handlers + self.access_log.handlers: handler.setFormatter(JsonFormatter())
     return JsonLogger
 
-# %% ../nbs/15_cli.ipynb #fca7e0b1
+# %% ../nbs/15_cli.ipynb #edf66cbc
 PARSER_ERRORS = {  # what gunicorn's parser refuses -> (status, code); any other refusal is a 400
     "LimitRequestLine": (414, "uri_too_long"), "LimitRequestHeaders": (431, "request_header_fields_too_large"),
     "ExpectationFailed": (417, "expectation_failed"), "ForbiddenProxyRequest": (403, "forbidden")}
@@ -351,7 +393,7 @@ def gevent_worker():
                 pass  # the client is gone; there is no one left to tell
     return WineApiGeventWorker
 
-# %% ../nbs/15_cli.ipynb #f552b22c
+# %% ../nbs/15_cli.ipynb #42bc3dfe
 def check_port_free(host:str, port:int):
     "A `ClickException` now, rather than gunicorn's retries later, when `host:port` cannot be listened on."
     if port == 0: return  # the system picks a free one
@@ -363,7 +405,7 @@ def check_port_free(host:str, port:int):
         hint = "; another server is listening there: stop it or pick another --port" if e.errno == 98 else ""
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}{hint}") from None
 
-# %% ../nbs/15_cli.ipynb #2988cfb3
+# %% ../nbs/15_cli.ipynb #42e6b5d4
 def run_gunicorn(app, # the WSGI app, created before the workers fork
                  options:dict, # gunicorn settings
                 ):
@@ -380,7 +422,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     Server().run()
 
-# %% ../nbs/15_cli.ipynb #a9bc9c33
+# %% ../nbs/15_cli.ipynb #3636edd4
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="WINE_API_HOST", show_envvar=True,
               help="Interface to listen on (0.0.0.0 for all).")
@@ -401,9 +443,13 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
               help="Accepted API keys, one per line (or WINE_API_API_KEYS=k1,k2); health routes stay open.")
 @click.option("--verify-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Ed25519 public key: serve only versions signed with its private key (or WINE_API_VERIFY_KEY).")
+@click.option("--prediction-log", metavar="URL",
+              help="Prediction log: a database URL (postgresql+psycopg://user:password@host/db for several replicas) "
+                   "or a SQLite file (or WINE_API_PREDICTION_LOG)  [default: predictions.sqlite beside the model store]")
+@click.option("--no-prediction-log", is_flag=True, help="Keep no prediction log: no ids, feedback or monitoring.")
 @click.option("--access-log", is_flag=True, help="Also write gunicorn's own access log to stderr.")
 def serve(host, port, workers, connections, model_path, max_rows, max_body_bytes, model_name, api_key_file, verify_key,
-          access_log):
+          prediction_log, no_prediction_log, access_log):
     "Serve predictions over HTTP with gunicorn; a model store is followed as its current version changes."
     check_port_free(host, port)
     metrics_dir = use_multiprocess_metrics()
@@ -412,8 +458,11 @@ def serve(host, port, workers, connections, model_path, max_rows, max_body_bytes
     from wine_api.ops import configure_logging, mark_worker_dead
     from wine_api.web import app_state
     configure_logging()
+    if prediction_log and no_prediction_log:
+        raise click.UsageError("give --prediction-log or --no-prediction-log, not both")
     settings = {"MODEL_PATH": model_path, "MAX_ROWS": max_rows, "MAX_CONTENT_LENGTH": max_body_bytes,
-                "MODEL_NAME": model_name, "API_KEY_FILE": api_key_file, "VERIFY_KEY": verify_key}
+                "MODEL_NAME": model_name, "API_KEY_FILE": api_key_file, "VERIFY_KEY": verify_key,
+                "PREDICTION_LOG": "off" if no_prediction_log else prediction_log}
     try: app = create_app({k: v for k, v in settings.items() if v is not None})
     except ConfigError as e: raise click.ClickException(f"cannot serve: {e}") from None
     model = app_state(app).slot.model
@@ -424,12 +473,18 @@ def serve(host, port, workers, connections, model_path, max_rows, max_body_bytes
             f"{', '.join(map(str, server.LISTENERS))} with {workers} workers; POST /predict or "
             f"/v2/models/{app.config['MODEL_NAME']}/infer, spec at /openapi.json")
     master = os.getpid()
+    log = app_state(app).log
+    if log:
+        from wine_api.predlog import redacted
+        logging.getLogger("wine_api").info(f"prediction log: {redacted(log.url)}")
+    def flush_log(server, worker):  # a worker stopping gracefully writes what its buffer holds
+        if log: log.close()
     try: run_gunicorn(app, {**gunicorn_options(host, port, workers, connections, access_log),
-                            "child_exit": mark_worker_dead, "when_ready": say_where})
+                            "child_exit": mark_worker_dead, "when_ready": say_where, "worker_exit": flush_log})
     finally:  # workers leave through here too (gunicorn exits them with SystemExit); only the master cleans up
         if metrics_dir and os.getpid() == master: shutil.rmtree(metrics_dir, ignore_errors=True)
 
-# %% ../nbs/15_cli.ipynb #de42b21b
+# %% ../nbs/15_cli.ipynb #267f2902
 def csv_number(cell:str):
     "A CSV cell as a number when it is one; else the text, for validation to name; empty is null."
     cell = cell.strip()
@@ -437,7 +492,7 @@ def csv_number(cell:str):
     try: return float(cell)
     except ValueError: return cell
 
-# %% ../nbs/15_cli.ipynb #ba3df9b5
+# %% ../nbs/15_cli.ipynb #91429715
 def input_text(data:bytes) -> str:
     "The input as text: UTF-8 (with or without a byte order mark) or UTF-16 with one, as Excel saves 'Unicode text'."
     from wine_api.errors import EmptyBody, InvalidBody
@@ -452,14 +507,14 @@ def input_text(data:bytes) -> str:
     if not text.strip(): raise EmptyBody("the input is empty: give a CSV file with a header row, or JSON rows")
     return text
 
-# %% ../nbs/15_cli.ipynb #4e556213
+# %% ../nbs/15_cli.ipynb #61dbdbd0
 def csv_rows(text:str) -> list:
     "The rows of CSV text, its delimiter (comma, semicolon or tab) guessed from its start."
     try: dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error: dialect = csv.excel
     return [row for row in csv.reader(io.StringIO(text), dialect) if row]
 
-# %% ../nbs/15_cli.ipynb #bc005971
+# %% ../nbs/15_cli.ipynb #b76b65aa
 def read_rows(data:bytes,     # the input's bytes
               kind:str="auto", # "csv", "json", or "auto": JSON if it starts with [ or {
              ) -> dict:
@@ -474,7 +529,7 @@ def read_rows(data:bytes,     # the input's bytes
     header, *rows = csv_rows(text)
     return {"columns": [h.strip() for h in header], "data": [[csv_number(c) for c in row] for row in rows]}
 
-# %% ../nbs/15_cli.ipynb #905f613d
+# %% ../nbs/15_cli.ipynb #e28bfe85
 def predict_here(body:dict, # a `/predict` body
                  model_path=None, # model store or version directory; None for the bundled model
                 ) -> dict:
@@ -484,9 +539,11 @@ def predict_here(body:dict, # a `/predict` body
     from wine_api.store import bundled_model_dir
     predictor = load_predictor(model_path or bundled_model_dir())
     X = predict_input(Body(body, fast=False), predictor.feature_names, max_rows=sys.maxsize)
-    return orjson.loads(PredictionRenderer(predictor).render(predictor.predict(X)))
+    prediction = predictor.predict(X)
+    warnings = predictor.range_warnings(X, prediction)
+    return orjson.loads(PredictionRenderer(predictor).render(prediction, warnings=warnings))
 
-# %% ../nbs/15_cli.ipynb #8a0b2656
+# %% ../nbs/15_cli.ipynb #d18f9db5
 def format_table(answer:dict) -> str:
     "A `/predict` answer as an aligned table, one line per row."
     names = list(answer["predictions"][0]["probabilities"]) if answer["predictions"] else []
@@ -496,7 +553,7 @@ def format_table(answer:dict) -> str:
                      "  ".join(f"{p['probabilities'][n]:>8.3f}" for n in names))
     return "\n".join(lines + [f"model version {answer['model_version']}"])
 
-# %% ../nbs/15_cli.ipynb #866fd22e
+# %% ../nbs/15_cli.ipynb #f357a571
 def explain(error) -> str:
     "A `WineApiError` or `ServerError` as lines for the terminal: the message, then each detail."
     lines = [error.message] + [
@@ -504,7 +561,7 @@ def explain(error) -> str:
     ]
     return "\n".join(lines)
 
-# %% ../nbs/15_cli.ipynb #d06ec35d
+# %% ../nbs/15_cli.ipynb #dbec1337
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--url", help="Ask the server at this URL (e.g. http://127.0.0.1:5000) instead of predicting here.")
@@ -523,3 +580,136 @@ def predict(source, url, api_key, model_path, kind, output):
     except (WineApiError, ServerError) as e: raise click.ClickException(explain(e)) from None
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(format_table(answer) if output == "table" else orjson.dumps(answer).decode())
+
+# %% ../nbs/15_cli.ipynb #2079fefb
+def read_feedback_file(data:bytes) -> list:
+    "Feedback items from CSV (`prediction_id,label` columns) or JSON; labels of digits become class indexes."
+    from wine_api.errors import InvalidInput
+    from wine_api.predict import decode_json
+    text = input_text(data)
+    if text.lstrip()[:1] in ("[", "{"): return decode_json(text.encode()).value
+    header, *rows = csv_rows(text)
+    header = [h.strip() for h in header]
+    if not {"prediction_id", "label"} <= set(header):
+        raise InvalidInput(f"the CSV needs the columns prediction_id and label; its header is {header[:5]}")
+    at = {name: header.index(name) for name in ("prediction_id", "label")}
+    cell = lambda row, name: row[at[name]].strip() if at[name] < len(row) else ""
+    return [{"prediction_id": cell(row, "prediction_id"),
+             "label": int(cell(row, "label")) if cell(row, "label").isdigit() else cell(row, "label")} for row in rows]
+
+# %% ../nbs/15_cli.ipynb #7ebedf68
+@cli.command()
+@click.argument("source", type=click.File("rb"), default="-")
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, envvar="WINE_API_URL",
+              help="The server's base URL.")
+@click.option("--api-key", envvar="WINE_API_KEY", help="API key for a server that needs one  [env: WINE_API_KEY]")
+def feedback(source, url, api_key):
+    "Send labels for earlier predictions: SOURCE is CSV (prediction_id,label) or JSON, or - for standard input."
+    from wine_api.client import ServerError, WineApiClient, WineApiClientError
+    from wine_api.errors import WineApiError
+    from wine_api.predlog import MAX_FEEDBACK_ITEMS
+    try:
+        items = read_feedback_file(source.read())
+        items = items if isinstance(items, list) else [items]
+        client, created, unchanged = WineApiClient(url, api_key=api_key), 0, 0
+        for start in range(0, len(items), MAX_FEEDBACK_ITEMS):  # each request is stored whole or not at all
+            answer = client.feedback(items[start:start + MAX_FEEDBACK_ITEMS])
+            created, unchanged = created + answer["created"], unchanged + answer["unchanged"]
+    except (WineApiError, ServerError) as e: raise click.ClickException(explain_items(e)) from None
+    except WineApiClientError as e: raise click.ClickException(str(e)) from None
+    click.echo(f"{created} labels stored, {unchanged} already there")
+
+def explain_items(error) -> str:
+    "A feedback error for the terminal: the message, then each item's problem."
+    return "\n".join([error.message] + [f"  {d['message']}" for d in error.details[1:]])
+
+# %% ../nbs/15_cli.ipynb #c35b4aaf
+def format_monitoring(answer:dict) -> str:
+    "The monitoring figures as tables: one line per version, then one per feature with each version's rates and PSI."
+    fmt = lambda x, spec=".3f": "-" if x is None else format(x, spec)
+    versions = answer["versions"]
+    lines = [f"{answer['window']['since']} to {answer['window']['until']}; serving version {answer['served_version']}",
+             f"{'version':>8}{'predictions':>13}{'labelled':>10}{'accuracy':>10}{'macro-F1':>10}"]
+    lines += [f"{v['model_version']:>8}{v['predictions']:>13}{v['labelled']:>10}{fmt(v['accuracy']):>10}"
+              f"{fmt(v['macro_f1']):>10}" for v in versions]
+    if not versions: return "\n".join(lines + ["no predictions in this window"])
+    lines += ["", f"{'feature':30}" + "".join(f"{'v' + str(v['model_version']) + ' out of range':>20}{'PSI':>8}"
+                                            for v in versions)]
+    for name in versions[0]["features"]:
+        lines.append(f"{name:30}" + "".join(f"{fmt(v['features'].get(name, {}).get('out_of_range_rate'), '.1%'):>20}"
+                                            f"{fmt(v['features'].get(name, {}).get('psi'), '.2f'):>8}" for v in versions))
+    return "\n".join(lines)
+
+# %% ../nbs/15_cli.ipynb #a5d6648c
+@cli.command()
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, envvar="WINE_API_URL",
+              help="The server's base URL.")
+@click.option("--api-key", envvar="WINE_API_KEY", help="API key for a server that needs one  [env: WINE_API_KEY]")
+@click.option("--window", help="How far back: 90s, 15m, 24h, 7d  [default: 24h]")
+@click.option("--since", help="Start of the window (ISO 8601), instead of --window.")
+@click.option("--until", help="End of the window (ISO 8601)  [default: now]")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's JSON answer.")
+def monitor(url, api_key, window, since, until, as_json):
+    "A server's figures per model version: predictions, labelled rows, accuracy, macro-F1, out-of-range rates, drift."
+    from wine_api.client import ServerError, WineApiClient, WineApiClientError
+    try: answer = WineApiClient(url, api_key=api_key).monitoring(window, since, until)
+    except ServerError as e: raise click.ClickException(e.message) from None
+    except WineApiClientError as e: raise click.ClickException(str(e)) from None
+    click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() if as_json else format_monitoring(answer))
+
+# %% ../nbs/15_cli.ipynb #180a853f
+def prediction_lineage(prediction_id:str, log_url:str, model_dir:Path) -> dict:
+    "One prediction, the version that made it, and where that version came from; `ClickException` when not found."
+    from wine_api.predlog import PredictionLog, redacted
+    from wine_api.store import REPORT_FILE, ModelStoreError, read_manifest, version_dir
+    if log_url.startswith("sqlite:///") and not Path(log_url[len("sqlite:///"):]).is_file():
+        raise click.ClickException(f"no prediction log at {log_url[len('sqlite:///'):]}; give it with --prediction-log")
+    log = PredictionLog(log_url)
+    try: found = log.prediction(prediction_id)
+    finally: log.engine.dispose()
+    if found is None: raise click.ClickException(f"no prediction {prediction_id!r} in the log {redacted(log_url)}")
+    try:
+        where = version_dir(model_dir, found["model_version"])
+        manifest = read_manifest(where)
+    except ModelStoreError as e:
+        return {"prediction": found, "model": None, "problem": f"version {found['model_version']}: {e}"}
+    report = where/REPORT_FILE
+    return {"prediction": found, "model": {
+        "version": manifest["model_version"], "path": str(where), "trained_at": manifest["trained_at"],
+        "class_names": manifest["class_names"], "params": manifest["params"], "metrics": manifest["metrics"],
+        "lineage": manifest.get("lineage"), "report": str(report) if report.is_file() else None}}
+
+# %% ../nbs/15_cli.ipynb #75caecb3
+def format_lineage(found:dict) -> str:
+    "A prediction's lineage, for the terminal."
+    p, m = found["prediction"], found["model"]
+    classes = m["class_names"] if m else None
+    name = lambda i: f"{i} ({classes[i]})" if classes and i is not None and i < len(classes) else str(i)
+    lines = [f"prediction {p['prediction_id']}: {p['route']} at {p['created']}, request {p['request_id']}",
+             f"  inputs {p['inputs']}", f"  answered class {name(p['class'])}, probabilities {p['probabilities']}",
+             f"  label: {name(p['label']) + ' (given ' + p['labelled_at'] + ')' if p['label'] is not None else 'none'}"]
+    if not m: return "\n".join(lines + [f"model: {found['problem']}"])
+    lineage = m["lineage"] or {}
+    data, fb = lineage.get("data") or {}, lineage.get("feedback")
+    lines += [f"model version {m['version']} ({m['path']}), trained {m['trained_at']}",
+              f"  parameters {lineage.get('parameters') or m['params']}",
+              f"  held-out accuracy {m['metrics'].get('test_accuracy')}, macro-F1 {m['metrics'].get('test_f1_macro')}",
+              f"  training data: {data.get('train_rows', '?')} rows, sha256 {data.get('train_sha256', 'not recorded')}",
+              "  feedback used: " + (f"{fb['rows']} rows, {fb['first_id']} .. {fb['last_id']}, sha256 {fb['sha256']}"
+                                      if fb else "none"),
+              f"  report: {m['report'] or 'not kept'}"]
+    return "\n".join(lines)
+
+# %% ../nbs/15_cli.ipynb #fd86cff2
+@cli.command()
+@click.argument("prediction_id")
+@click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
+              show_default=True, help="The model store the prediction's version is in.")
+@click.option("--prediction-log", "log", metavar="URL", envvar="WINE_API_PREDICTION_LOG",
+              help="The prediction log (database URL or SQLite file)  [default: predictions.sqlite in the model store]")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def lineage(prediction_id, model_dir, log, as_json):
+    "Follow a prediction back: its inputs and answer, the model version, its training data, parameters, report, label."
+    from wine_api.app import log_url
+    found = prediction_lineage(prediction_id, log_url(log, model_dir), model_dir)
+    click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if as_json else format_lineage(found))

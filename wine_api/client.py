@@ -6,7 +6,7 @@
 __all__ = ['ROUTES', 'WineApiClientError', 'ServerUnavailable', 'ServerError', 'is_dataframe', 'predict_body', 'base_url',
            'WineApiClient']
 
-# %% ../nbs/14_client.ipynb #f56bf655
+# %% ../nbs/14_client.ipynb #42ecd8cc
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -15,26 +15,26 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-# %% ../nbs/14_client.ipynb #3bb8d55e
+# %% ../nbs/14_client.ipynb #4aa7c3a8
 class WineApiClientError(Exception):
     "Base of the client's errors."
 
-# %% ../nbs/14_client.ipynb #6b485179
+# %% ../nbs/14_client.ipynb #3c22a75d
 class ServerUnavailable(WineApiClientError):
     "The server could not be reached, or did not answer in time."
 
-# %% ../nbs/14_client.ipynb #f6cfb61b
+# %% ../nbs/14_client.ipynb #b91db17a
 class ServerError(WineApiClientError):
     "The server answered with an error."
     def __init__(self, status:int, code:str, message:str, details:list=None):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message, self.details = status, code, message, details or []
 
-# %% ../nbs/14_client.ipynb #4864cdde
+# %% ../nbs/14_client.ipynb #5377b5cf
 # pandas, without importing it
 def is_dataframe(rows) -> bool: return hasattr(rows, "columns") and hasattr(rows, "to_numpy")
 
-# %% ../nbs/14_client.ipynb #b0be8048
+# %% ../nbs/14_client.ipynb #d529c2f6
 def predict_body(rows, # list of lists or of dicts, numpy array, or pandas DataFrame
                 ) -> dict:
     "The `/predict` body for `rows`; a dict is taken as a `/predict` body already."
@@ -46,9 +46,9 @@ def predict_body(rows, # list of lists or of dicts, numpy array, or pandas DataF
     if rows and all(isinstance(r, dict) for r in rows): return {"records": rows}
     return {"instances": rows}
 
-# %% ../nbs/14_client.ipynb #b342a7dc
+# %% ../nbs/14_client.ipynb #c9964ff6
 # what a base URL must not end with
-ROUTES = ("api", "predict", "v2", "health", "ready", "model", "metrics", "openapi.json")
+ROUTES = ("api", "predict", "v2", "health", "ready", "model", "metrics", "openapi.json", "feedback", "monitoring")
 
 def base_url(url:str, # the server's address, e.g. http://127.0.0.1:5000
             ) -> str:
@@ -64,7 +64,7 @@ def base_url(url:str, # the server's address, e.g. http://127.0.0.1:5000
                                  f"e.g. {parts.scheme}://{parts.netloc}")
     return url.strip().rstrip("/")
 
-# %% ../nbs/14_client.ipynb #be709386
+# %% ../nbs/14_client.ipynb #085e84bd
 class WineApiClient:
     "A client for a running wine_api server."
     def __init__(self, url:str="http://127.0.0.1:5000", # the server's base URL
@@ -81,11 +81,12 @@ class WineApiClient:
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
 
-    def _call(self, method:str, path:str, body=None, ok=(200,)) -> requests.Response:
+    def _call(self, method:str, path:str, body=None, ok=(200,), params:dict=None) -> requests.Response:
         "Send a request; the response if its status is in `ok`, else `ServerError`."
         data = None if body is None else orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        try: response = self.session.request(method, self.url + path, data=data, headers=headers, timeout=self.timeout)
+        try: response = self.session.request(method, self.url + path, data=data, headers=headers, params=params,
+                                             timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as e:
             raise ServerUnavailable(f"cannot reach {self.url}: {e}") from None
         if response.status_code not in ok: raise self._error(response)
@@ -122,3 +123,15 @@ class WineApiClient:
     def model_info(self) -> dict:
         "The served model's version, metrics, parameters, features and classes (`GET /model`)."
         return self._call("GET", "/model").json()
+
+    def feedback(self, items) -> dict:
+        """Labels for earlier predictions (`POST /feedback`): one `{"prediction_id", "label"}` or a list of them. Safe
+        to send again: a label stored already is counted as `unchanged`; another label raises a 409 `ServerError`."""
+        return self._call("POST", "/feedback", items, ok=(200, 201)).json()
+
+    def monitoring(self, window:str=None, # a duration like 15m, 24h (the server's default) or 7d
+                   since=None, until=None, # ISO 8601 times or seconds since the epoch, instead of a window
+                  ) -> dict:
+        "Predictions, labels, accuracy, macro-F1, out-of-range rates and drift per model version (`GET /monitoring`)."
+        params = {k: str(v) for k, v in (("window", window), ("since", since), ("until", until)) if v is not None}
+        return self._call("GET", "/monitoring", params=params).json()

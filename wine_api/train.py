@@ -5,9 +5,14 @@
 # %% auto #0
 __all__ = ['TRAINING_PARAMS', 'TrainingParameterError', 'make_tree', 'check_split_params', 'check_training_params', 'split_data',
            'as_model_input', 'cross_validate_tree', 'evaluate', 'degenerate_reason', 'plot_confusion_matrix',
-           'plot_feature_importances']
+           'plot_feature_importances', 'read_feedback', 'feedback_frame', 'rows_digest', 'feedback_summary',
+           'promotion_decision', 'plot_confusion_matrices']
 
-# %% ../nbs/04_train.ipynb #383a6a29
+# %% ../nbs/04_train.ipynb #8b37f046
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -17,14 +22,15 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils._param_validation import InvalidParameterError
 
 from .data import WineData
+from .predlog import LabelledRows, PredictionLog, redacted
 
-# %% ../nbs/04_train.ipynb #6030f0f7
+# %% ../nbs/04_train.ipynb #bed13f93
 TRAINING_PARAMS = ("random_state", "max_depth", "min_samples_leaf", "criterion", "test_size", "cv_folds")
 
 class TrainingParameterError(ValueError):
     "A training parameter has a wrong type or value."
 
-# %% ../nbs/04_train.ipynb #264e86e2
+# %% ../nbs/04_train.ipynb #53d2fd77
 def make_tree(random_state=42,      # seed for the tree's tie-breaking between equally good splits
               max_depth=None,       # deepest split allowed; None grows until the leaves are pure
               min_samples_leaf=1,   # fewest training rows a leaf may hold
@@ -37,10 +43,10 @@ def make_tree(random_state=42,      # seed for the tree's tie-breaking between e
     except InvalidParameterError as e: raise TrainingParameterError(str(e)) from None
     return tree
 
-# %% ../nbs/04_train.ipynb #16ddc5d4
+# %% ../nbs/04_train.ipynb #880a4cfb
 def _is_number(x) -> bool: return isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_))
 
-# %% ../nbs/04_train.ipynb #028f2404
+# %% ../nbs/04_train.ipynb #669be6e2
 def check_split_params(test_size=0.2, # share of rows held out for the final scores
                        cv_folds=5,    # stratified folds for cross-validation
                        y=None,        # the classes of the data set, to check the split against
@@ -63,7 +69,7 @@ def check_split_params(test_size=0.2, # share of rows held out for the final sco
             f"use at most {fewest} folds"
         )
 
-# %% ../nbs/04_train.ipynb #11c6ebf4
+# %% ../nbs/04_train.ipynb #360114d6
 def check_training_params(random_state, max_depth, min_samples_leaf, criterion, test_size, cv_folds,
                           y=None, # the classes of the data set, to check the split against
                          ) -> DecisionTreeClassifier:
@@ -71,7 +77,7 @@ def check_training_params(random_state, max_depth, min_samples_leaf, criterion, 
     check_split_params(test_size, cv_folds, y, random_state)
     return make_tree(random_state, max_depth, min_samples_leaf, criterion)
 
-# %% ../nbs/04_train.ipynb #e3cdee98
+# %% ../nbs/04_train.ipynb #8ec6489e
 def split_data(wine:WineData,   # the data set
                test_size=0.2,   # share of rows held out
                random_state=42, # seed of the shuffle
@@ -79,12 +85,12 @@ def split_data(wine:WineData,   # the data set
     "Stratified `X_train, X_test, y_train, y_test` (DataFrames and Series)."
     return train_test_split(wine.X, wine.y, test_size=test_size, stratify=wine.y, random_state=random_state)
 
-# %% ../nbs/04_train.ipynb #8465f6d1
+# %% ../nbs/04_train.ipynb #54cba1a1
 def as_model_input(X) -> np.ndarray:
     "Features as the C-ordered float32 array the tree computes on."
     return np.ascontiguousarray(X, dtype=np.float32)
 
-# %% ../nbs/04_train.ipynb #59860182
+# %% ../nbs/04_train.ipynb #ad520dff
 def cross_validate_tree(tree:DecisionTreeClassifier, # an unfitted tree
                         X, y,                        # training features and classes
                         cv_folds=5,                  # number of stratified folds
@@ -101,7 +107,7 @@ def cross_validate_tree(tree:DecisionTreeClassifier, # an unfitted tree
         "cv_f1_macro_std": float(scores["test_f1_macro"].std()),
     }
 
-# %% ../nbs/04_train.ipynb #659a44f4
+# %% ../nbs/04_train.ipynb #9c55600a
 def evaluate(tree:DecisionTreeClassifier, # a fitted tree
              X, y,                        # held-out features and classes
             ) -> dict:
@@ -110,7 +116,7 @@ def evaluate(tree:DecisionTreeClassifier, # a fitted tree
     return {"test_rows": len(y), "test_accuracy": float(accuracy_score(y, predicted)),
             "test_f1_macro": float(f1_score(y, predicted, average="macro"))}
 
-# %% ../nbs/04_train.ipynb #fdbc7683
+# %% ../nbs/04_train.ipynb #c6847186
 def degenerate_reason(metrics:dict,       # the run's metrics: `tree_leaves` and `test_accuracy`
                       majority_share:float, # share of the largest class among the held-out rows
                      ) -> str:
@@ -121,7 +127,7 @@ def degenerate_reason(metrics:dict,       # the run's metrics: `tree_leaves` and
         return (f"its held-out accuracy {metrics['test_accuracy']:.3f} is no better than always answering the largest "
                 f"class ({majority_share:.3f})")
 
-# %% ../nbs/04_train.ipynb #a55eb190
+# %% ../nbs/04_train.ipynb #b7e422e5
 def plot_confusion_matrix(tree, X, y, class_names:list): # class names in label order
     "Held-out confusion matrix: rows are true classes, columns predicted ones."
     display = ConfusionMatrixDisplay.from_predictions(y, tree.predict(X), display_labels=class_names, cmap="Blues",
@@ -129,11 +135,73 @@ def plot_confusion_matrix(tree, X, y, class_names:list): # class names in label 
     display.ax_.set_title("Confusion matrix (held-out rows)")
     return display.figure_
 
-# %% ../nbs/04_train.ipynb #9d4df082
+# %% ../nbs/04_train.ipynb #2da8f04d
 def plot_feature_importances(tree, feature_names:list): # feature names in model order
     "Each feature's share of the tree's impurity reduction."
     importances = pd.Series(tree.feature_importances_, index=feature_names).sort_values()
     fig, ax = plt.subplots(figsize=(7, 5))
     importances.plot.barh(ax=ax, title="Feature importances")
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/04_train.ipynb #ed75874f
+def read_feedback(source:str,  # the prediction log: a database URL, or a SQLite file
+                  since:str=None, # only predictions made from then on (ISO 8601)
+                 ) -> LabelledRows:
+    "The labelled predictions of the log at `source`; `TrainingParameterError` if there is no such log or time."
+    if "://" not in source:
+        if not Path(source).is_file(): raise TrainingParameterError(f"feedback: no prediction log file at {source}")
+        source = f"sqlite:///{Path(source).resolve()}"
+    elif source.startswith("sqlite:///") and not Path(source[len("sqlite:///"):]).is_file():
+        raise TrainingParameterError(f"feedback: no prediction log file at {source[len('sqlite:///'):]}")
+    try: start = since and datetime.fromisoformat(since)
+    except (TypeError, ValueError): raise TrainingParameterError(f"feedback_since must be an ISO 8601 time, got {since!r}")
+    start = start and (start if start.tzinfo else start.replace(tzinfo=timezone.utc)).timestamp()
+    log = PredictionLog(source)
+    try: return log.labelled_rows(start)
+    finally: log.engine.dispose()
+
+# %% ../nbs/04_train.ipynb #ebe57db8
+def feedback_frame(rows:LabelledRows, feature_names:list) -> tuple:
+    "The labelled rows as training data: `X` (a DataFrame with the features' names) and `y` (a Series), ids as index."
+    X = pd.DataFrame(rows.inputs.astype(np.float64), columns=feature_names, index=pd.Index(rows.ids, name="id"))
+    return X, pd.Series(rows.labels, index=X.index, name="target")
+
+def rows_digest(X, y) -> str:
+    "The sha256 of a training matrix exactly as the tree sees it: float32 features, then int64 classes, with the shape."
+    X, y = as_model_input(X), np.ascontiguousarray(y, dtype=np.int64)
+    return hashlib.sha256(f"{X.shape}".encode() + X.tobytes() + y.tobytes()).hexdigest()
+
+def feedback_summary(rows:LabelledRows, class_names:list, source:str=None, since:str=None) -> dict:
+    "What the run records of the feedback it used: rows per class, agreement with the serving model, ids, digest."
+    lines = "".join(f"{pid} {label}\n" for pid, label in zip(rows.ids, rows.labels.tolist())).encode()
+    return {"source": redacted(source) if source else None, "since": since, "rows": len(rows.ids),
+            "rows_by_class": {name: int(np.sum(rows.labels == i)) for i, name in enumerate(class_names)},
+            "agreement_with_served": float(np.mean(rows.served == rows.labels)) if len(rows.ids) else None,
+            "served_by_versions": sorted(set(rows.model_versions.tolist())),
+            "first_id": rows.ids[0] if rows.ids else None, "last_id": rows.ids[-1] if rows.ids else None,
+            "sha256": hashlib.sha256(lines).hexdigest()}
+
+# %% ../nbs/04_train.ipynb #94598783
+def promotion_decision(new:dict,     # the new version's held-out `test_accuracy` and `test_f1_macro`
+                       current:dict, # the same of the current version; None when there is none
+                      ) -> tuple:
+    "`(promote, reason)`: promote when the new version is no worse on both scores."
+    if current is None: return True, "there is no current version to compare with"
+    worse = [f"{name} {new[key]:.3f} < {current[key]:.3f}" for key, name in
+             (("test_accuracy", "accuracy"), ("test_f1_macro", "macro-F1")) if new[key] < current[key]]
+    if worse: return False, f"the new version is worse on the held-out rows: {', '.join(worse)}"
+    return True, (f"not worse on the held-out rows: accuracy {new['test_accuracy']:.3f} vs {current['test_accuracy']:.3f}, "
+                  f"macro-F1 {new['test_f1_macro']:.3f} vs {current['test_f1_macro']:.3f}")
+
+# %% ../nbs/04_train.ipynb #d4dd96c9
+def plot_confusion_matrices(models:dict, # title -> fitted model, e.g. {"current (version 3)": ..., "new": ...}
+                            X, y, class_names:list):
+    "Held-out confusion matrices side by side: the same rows, before and after."
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.5))
+    for ax, (title, model) in zip(np.atleast_1d(axes), models.items()):
+        ConfusionMatrixDisplay.from_predictions(y, model.predict(X), display_labels=class_names, cmap="Blues",
+                                                colorbar=False, ax=ax)
+        ax.set_title(title)
     fig.tight_layout()
     return fig
