@@ -20,7 +20,9 @@ RUN python3 -m venv /opt/wine-api \
  && rm -rf /wheels
 # settings as environment variables (see `wine-api serve --help` and the README); a store mounted at
 # WINE_API_MODEL_DIR is followed as its CURRENT pointer moves; /tmp must be writable (gunicorn's worker
-# heartbeats and the workers' metrics live there): a tmpfs or emptyDir when the root is read-only
+# heartbeats and the workers' metrics live there): a tmpfs or emptyDir when the root is read-only. The prediction log
+# goes beside a mounted store (predictions.sqlite), or where WINE_API_PREDICTION_LOG says (a PostgreSQL URL for several
+# hosts, "off" for none); with the bundled model and no setting, under $HOME=/tmp, so it lasts as long as the container
 ENV PATH=/opt/wine-api/bin:$PATH \
     HOME=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -7,6 +7,8 @@ single-row requests/s and p50/p99 latency at concurrency 1 and 16, rows/s in 100
 start (process start to first 200) and memory (PSS of master + workers), each with its ratio to the other apps.
 The same 1000-row batches also go through the V2 inference route, once in JSON and once with the binary tensor data
 extension (FP32 inputs, binary outputs: what tritonclient sends by default).
+The prediction log's cost: the /predict runs also go to a second server started with --no-prediction-log, next to
+the same run with the log on (SQLite, the default), and the log's own write rate is measured in this process.
 With `--baseline REV` (a commit), the package as it was at REV runs in the same rounds, each of its runs next to the
 same run of ours, and a last table gives the paired ratios: a change measured against what it changed, in one run.
 """
@@ -30,6 +32,7 @@ import numpy as np
 from wine_api.data import TUTORIAL_ROW, load_wine_data
 
 HERE = Path(__file__).resolve().parent
+LOG_DIR = tempfile.mkdtemp(prefix="wine-api-bench-log-")  # the prediction log of the server under test
 
 
 def free_port() -> int:
@@ -55,7 +58,9 @@ def baseline_checkout(rev:str) -> Path:
 
 def command(name:str, port:int, baseline:Path=None) -> tuple:
     "How to start app `name` on `port`, and in which directory: ours exactly as users run it."
-    if name == "wine_api": return [str(Path(sys.executable).parent/"wine-api"), "serve", "--port", str(port)], None
+    ours = [str(Path(sys.executable).parent/"wine-api"), "serve", "--port", str(port)]
+    if name == "wine_api": return ours + ["--prediction-log", f"sqlite:///{LOG_DIR}/predictions.sqlite"], None
+    if name == "wine_api_nolog": return ours + ["--no-prediction-log"], None
     if name in ("baseline", "checkout"):  # from a checkout, first on `sys.path`, before the installed package
         return ([sys.executable, "-c", "from wine_api.cli import cli; cli()", "serve", "--port", str(port)],
                 baseline if name == "baseline" else HERE.parent)
@@ -153,13 +158,19 @@ def main():
             ("wine_api", "c16", "/api/", b["row"], 16), ("wine_api", "predict_c16", "/predict", b["predict_row"], 16),
             ("tutorial", "batch", "/api/", b["batch"], 4), ("wine_api", "batch", "/api/", b["batch"], 4),
             ("wine_api", "predict_batch", "/predict", b["predict_batch"], 4),
+            ("wine_api_nolog", "predict_c16", "/predict", b["predict_row"], 16),
+            ("wine_api", "predict_c16_again", "/predict", b["predict_row"], 16),
+            ("wine_api_nolog", "predict_batch", "/predict", b["predict_batch"], 4),
+            ("wine_api", "predict_batch_again", "/predict", b["predict_batch"], 4),
             ("wine_api", "v2_json_batch", "/v2/models/wine/infer", b["v2_json_batch"], 4),
             ("wine_api", "v2_binary_batch", "/v2/models/wine/infer", b["v2_binary_batch"], 4)]
-    names, baseline = ("hello", "tutorial", "wine_api"), None
+    names, baseline = ("hello", "tutorial", "wine_api", "wine_api_nolog"), None
     if args.baseline:
         baseline, names = baseline_checkout(args.baseline), names + ("baseline",)
-        plan = [step for run in plan for step in ([run, ("baseline", *run[1:])] if run[0] == "wine_api" else [run])]
+        plan = [step for run in plan for step in ([run, ("baseline", *run[1:])] if run[0] == "wine_api"
+                                                  and not run[1].endswith("_again") else [run])]
     results = {name: {"cold_start_s": cold_start(name)} for name in names if name != "baseline"}
+    results["log_write"] = log_write_rate()
     if baseline:  # ours started as the baseline is (the editable install's script costs more), for a fair cold start
         results["checkout"] = {"cold_start_s": cold_start("checkout", starts=5)}
         results["baseline"] = {"cold_start_s": cold_start("baseline", starts=5, baseline=baseline)}
@@ -175,6 +186,7 @@ def main():
     finally:
         for server in servers.values(): server.stop()
         if baseline: shutil.rmtree(baseline, ignore_errors=True)
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
     results["run"] = describe_run() + (f"; baseline: commit {args.baseline}" if args.baseline else "")
     (HERE/"results.json").write_text(json.dumps(results, indent=2))
     report(results)
@@ -229,7 +241,46 @@ def report(r):
     print("\ntargets (measured, then the target):")
     for label, measured, (passes, sign), target in checks:
         print(f"  {'PASS' if passes(measured, target) else 'FAIL'}  {label}: {measured:.2f} {sign} {target}")
+    log_cost(r)
     if "baseline" in r: against_baseline(r)
+
+
+def log_write_rate(seconds:float=3.0) -> dict:
+    "Rows/s one process's prediction log writes to SQLite (the default): single-row requests, and 1000-row ones."
+    from wine_api.predlog import LoggedBatch, PredictionLog, new_batch_id
+    X = load_wine_data().X.to_numpy(np.float32)
+    rates = {}
+    with tempfile.TemporaryDirectory() as where:
+        log = PredictionLog(f"sqlite:///{where}/rate.sqlite", flush_interval=3600, flush_rows=10**9)
+        for label, rows, per_flush in (("single_row", 1, 2000), ("batch_1000", 1000, 20)):
+            written, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                for _ in range(per_flush):
+                    log.add(LoggedBatch(new_batch_id(), "bench", "/predict", 1, X[:rows] if rows < len(X) else
+                                        np.resize(X, (rows, 13)), np.zeros(rows, np.int64), np.ones((rows, 3))))
+                written += log.flush()
+            rates[label] = written / (time.perf_counter() - started)
+        log.close()
+    return rates
+
+
+def log_cost(r):
+    "The prediction log on against off, paired run by run, and what one process's log writes per second."
+    on, off = r["wine_api"], r["wine_api_nolog"]
+    print(f"\n{'prediction log on / off, same run':34}{'on':>10}{'off':>10}{'× off':>9}")
+    for label, run in [("/predict single row c16, req/s", "predict_c16"), ("/predict 1000-row batches c4, rows/s",
+                                                                           "predict_batch")]:
+        scale = 1000 if "batch" in run else 1
+        for suffix in ("", "_again"):
+            print(f"{label + (' (2nd)' if suffix else ''):34}{on[run + suffix]['rps'] * scale:10.0f}"
+                  f"{off[run]['rps'] * scale:10.0f}{ratio(on[run + suffix], off[run]):9.2f}")
+    w = r["log_write"]
+    print(f"log writes in one process (SQLite): {w['single_row']:.0f} rows/s as single-row requests, "
+          f"{w['batch_1000']:.0f} rows/s as 1000-row requests")
+    for label, run, target in (("/predict single row c16, log on × off", "predict_c16", 0.9),
+                               ("/predict 1000-row batches, log on × off", "predict_batch", 0.9)):
+        measured = statistics.median([ratio(on[run], off[run]), ratio(on[run + "_again"], off[run])])
+        print(f"  {'PASS' if measured >= target else 'FAIL'}  {label}: {measured:.2f} >= {target}")
 
 
 def against_baseline(r):

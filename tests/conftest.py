@@ -6,9 +6,11 @@ from wine_api.app import create_app
 
 
 @pytest.fixture
-def app():
-    "The app serving the bundled model, created as the tests of Flask's tutorial create theirs."
-    return create_app({"TESTING": True})
+def app(tmp_path):
+    "The app serving the bundled model, created as the tests of Flask's tutorial create theirs; its own prediction log."
+    app = create_app({"TESTING": True, "PREDICTION_LOG": tmp_path/"predictions.sqlite"})
+    yield app
+    app.extensions["wine_api"].log.close()
 
 
 @pytest.fixture

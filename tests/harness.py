@@ -32,6 +32,11 @@ def run_cli(*args, cwd, timeout=180, **kwargs):
 
 # Training
 
+def without_ids(answer:dict) -> dict:
+    "A `/predict` answer without its rows' ids (which differ between two requests, and are absent without a log)."
+    return {**answer, "predictions": [{k: v for k, v in p.items() if k != "id"} for p in answer["predictions"]]}
+
+
 def train_into(root:Path, *params):
     "A real `wine-api train` run into `root/models`, reports in `root/reports`; what it left behind."
     root.mkdir(parents=True, exist_ok=True)
@@ -107,9 +112,11 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         # a file, not a pipe: a pipe nobody reads fills up with the request log and stalls the server
         self.log_file = tempfile.NamedTemporaryFile(prefix="wine-api-serve-", suffix=".log")
+        # the bundled model's prediction log goes to the user's state directory: one of its own for each server
+        self.state_dir = tempfile.TemporaryDirectory(prefix="wine-api-state-")
         self.proc = subprocess.Popen([str(WINE_API), "serve", "--port", str(self.port), *map(str, args)],
                                      stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, "XDG_STATE_HOME": self.state_dir.name, **(env or {})})
         if not wait: return
         if not wait_until_ready(self.url, self.proc):
             self.stop()
@@ -142,6 +149,62 @@ def worker_pids(server) -> list:
 def pss_mib(server) -> float:
     "PSS of the server's master and workers, MiB."
     return process_tree_pss_mib(server.proc.pid)
+
+
+# PostgreSQL: a throwaway server from Debian's binaries (`apt-get install postgresql`), in a temporary directory, on a
+# loopback port, trusting local connections; run as the `postgres` user when the tests run as root (PostgreSQL refuses
+# to run as root), and stopped by its PID.
+
+def postgres_bin() -> Path:
+    "The directory of PostgreSQL's server programs: Debian's newest, or wherever `pg_ctl` is on the PATH."
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    if debian: return debian[-1]
+    found = shutil.which("pg_ctl")
+    if not found: raise RuntimeError("PostgreSQL is needed: apt-get install postgresql")
+    return Path(found).resolve().parent
+
+
+class PostgresServer:
+    "A PostgreSQL server of its own for the tests; `new_database()` gives a fresh database's SQLAlchemy URL."
+    def __init__(self):
+        self.dir, self.port, self.count = Path(tempfile.mkdtemp(prefix="wine-api-pg-")), free_port(), 0
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_postgres: shutil.chown(self.dir, "postgres", "postgres")
+        data, binaries = self.dir/"data", postgres_bin()
+        subprocess.run([*self.as_postgres, binaries/"initdb", "-D", data, "-U", "wine", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True, timeout=120)
+        self.log_file = open(self.dir/"server.log", "wb")
+        self.proc = subprocess.Popen([*self.as_postgres, binaries/"postgres", "-D", data, "-p", str(self.port),
+                                      "-k", self.dir, "-c", "listen_addresses=127.0.0.1"],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not self.accepts_connections():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start: {(self.dir/'server.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def accepts_connections(self) -> bool:
+        import psycopg
+        try: psycopg.connect(f"host=127.0.0.1 port={self.port} user=wine dbname=postgres", connect_timeout=2).close()
+        except psycopg.OperationalError: return False
+        return True
+
+    def new_database(self) -> str:
+        "A new empty database; its SQLAlchemy URL."
+        import psycopg
+        self.count += 1
+        name = f"wine_{self.count}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=wine dbname=postgres", autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        return f"postgresql+psycopg://wine@127.0.0.1:{self.port}/{name}"
+
+    def stop(self):
+        "Fast shutdown of the postmaster, by the PID in its pid file; then the directory goes."
+        pid_file = self.dir/"data"/"postmaster.pid"
+        if pid_file.exists(): os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+        self.proc.wait(timeout=60)
+        self.log_file.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # The load generator: each of `connections` threads keeps one HTTP/1.1 keep-alive connection and POSTs the same body

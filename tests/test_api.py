@@ -7,6 +7,7 @@ import requests
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
+from harness import without_ids
 from wine_api.app import create_app
 from wine_api.data import TUTORIAL_ROW, load_wine_data
 from wine_api.store import bundled_model_dir, load_model
@@ -66,8 +67,9 @@ def test_the_three_forms_match_by_name(target):
         {"instances": [TUTORIAL_ROW]},
         {"records": [dict(reversed(list(record.items())))]},
         {"columns": shuffled, "data": [[record[f] for f in shuffled]]})]
-    assert answers[0] == answers[1] == answers[2]
+    assert without_ids(answers[0]) == without_ids(answers[1]) == without_ids(answers[2])
     assert answers[0]["predictions"][0]["class_name"] == "class_2"
+    assert len({a["predictions"][0]["id"] for a in answers}) == 3  # each prediction its own id
 
 
 def test_health_ready_and_model(target):

@@ -205,7 +205,8 @@ def version_answering(url:str) -> str:
 def test_two_replicas_sharing_a_store_follow_a_promote_within_2_s_under_load(image, tmp_path):
     store = store_with_two_versions(tmp_path)
     replicas = [Container(image, "--read-only", "-v", f"{store}:/models:ro", "-e", "WINE_API_MODEL_DIR=/models",
-                          "-e", "WINE_API_RELOAD_INTERVAL=0.5") for _ in range(2)]
+                          "-e", "WINE_API_RELOAD_INTERVAL=0.5", "-e", "WINE_API_PREDICTION_LOG=/tmp/predictions.sqlite")
+                for _ in range(2)]  # a read-only store has no room for the log beside it
     loads = [Load("127.0.0.1", r.port, "/api/", json.dumps([TUTORIAL_ROW] * 5).encode(), connections=4).start()
              for r in replicas]
     try:

@@ -6,7 +6,7 @@
 __all__ = ['DEFAULT_CONFIG', 'TEXT_SETTINGS', 'MODEL_NAME', 'LOG_FILE', 'LOG_OFF', 'load_config', 'check_setting', 'check_config',
            'verify_key', 'default_log_file', 'log_url', 'open_log', 'open_paths', 'create_app']
 
-# %% ../nbs/13_app.ipynb #9e864bc8
+# %% ../nbs/13_app.ipynb #7c507191
 import math
 import os
 import re
@@ -21,7 +21,7 @@ from .store import VERSIONS_DIR, ModelStoreError, bundled_model_dir, is_version_
 from .predlog import PredictionLog, redacted
 from .web import AppState, name_the_answer, register_error_handlers, start_record
 
-# %% ../nbs/13_app.ipynb #744b885b
+# %% ../nbs/13_app.ipynb #4827472d
 DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)
@@ -42,7 +42,7 @@ TEXT_SETTINGS = ("MODEL_PATH", "MODEL_NAME", "API_KEYS", "API_KEY_FILE", "VERIFY
                  "PREDICTION_LOG")  # from the environment as text
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # what a model name in a V2 route may be
 
-# %% ../nbs/13_app.ipynb #07c2c767
+# %% ../nbs/13_app.ipynb #0d5cd543
 def load_config(app:Flask, config:dict=None):
     "The defaults, then `WINE_API_*` environment variables, then `config`, into `app.config`."
     app.config.from_mapping(DEFAULT_CONFIG)
@@ -51,12 +51,12 @@ def load_config(app:Flask, config:dict=None):
                        if f"WINE_API_{name}" in os.environ})
     if config: app.config.from_mapping(config)
 
-# %% ../nbs/13_app.ipynb #a6f21a98
+# %% ../nbs/13_app.ipynb #2c359f8e
 def check_setting(config:dict, name:str, ok:bool, expected:str):
     "`ConfigError` naming the setting (and its environment variable) unless `ok`."
     if not ok: raise ConfigError(f"{name} (WINE_API_{name}) must be {expected}; got {str(config[name])[:40]!r}")
 
-# %% ../nbs/13_app.ipynb #36493ef4
+# %% ../nbs/13_app.ipynb #599418bf
 def check_config(config:dict):
     "Refuse settings the server cannot run with: limits that are no positive number, an odd model name, an empty path."
     number = lambda value, *types: type(value) in types and 0 < value < math.inf  # not a bool, not NaN
@@ -79,14 +79,14 @@ def check_config(config:dict):
     check_setting(config, "PREDICTION_LOG", log is None or log is False or isinstance(log, (str, Path)) and
                   str(log).strip(), "a database URL, a SQLite file, or off")
 
-# %% ../nbs/13_app.ipynb #09a39541
+# %% ../nbs/13_app.ipynb #75adb4b6
 def verify_key(config:dict):
     "The public key versions must be signed with, if `VERIFY_KEY` names one; `ConfigError` if it is no such key."
     if not config["VERIFY_KEY"]: return None
     try: return load_verify_key(config["VERIFY_KEY"])
     except ModelStoreError as e: raise ConfigError(f"VERIFY_KEY (WINE_API_VERIFY_KEY): {e}") from None
 
-# %% ../nbs/13_app.ipynb #51f412d3
+# %% ../nbs/13_app.ipynb #cd94f757
 LOG_FILE = "predictions.sqlite"
 LOG_OFF = ("off", "none", "false", "no")  # PREDICTION_LOG values that turn the log off
 
@@ -104,7 +104,7 @@ def log_url(setting, model_path) -> str:
     if setting is False or str(setting).strip().lower() in LOG_OFF: return None
     return str(setting) if "://" in str(setting) else f"sqlite:///{Path(setting).resolve()}"
 
-# %% ../nbs/13_app.ipynb #cd3625a7
+# %% ../nbs/13_app.ipynb #84d54471
 def open_log(config:dict) -> PredictionLog:
     "The prediction log the settings ask for (None when off); `ConfigError` when it cannot be opened."
     url = log_url(config["PREDICTION_LOG"], config["MODEL_PATH"])
@@ -112,15 +112,16 @@ def open_log(config:dict) -> PredictionLog:
     try: return PredictionLog(url, config["PREDICTION_LOG_FLUSH_INTERVAL"], config["PREDICTION_LOG_FLUSH_ROWS"],
                               config["PREDICTION_LOG_MAX_AGE"], config["PREDICTION_LOG_MAX_ROWS"])
     except ConfigError as e: raise ConfigError(f"PREDICTION_LOG (WINE_API_PREDICTION_LOG): {e}") from None
-    except OSError as e: raise ConfigError(f"PREDICTION_LOG (WINE_API_PREDICTION_LOG): cannot open {redacted(url)}: "
-                                           f"{e.strerror}; give another with --prediction-log, or turn it off") from None
+    except OSError as e:
+        raise ConfigError(f"PREDICTION_LOG (WINE_API_PREDICTION_LOG): cannot open {redacted(url)}: {e.strerror}; "
+                          "give another with --prediction-log, or turn it off") from None
 
-# %% ../nbs/13_app.ipynb #330d0cfa
+# %% ../nbs/13_app.ipynb #740df7b3
 def open_paths(app:Flask) -> frozenset:
     "The paths of the routes that never need a key (the health routes)."
     return frozenset(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in ops.OPEN_ENDPOINTS)
 
-# %% ../nbs/13_app.ipynb #5c6c9ce5
+# %% ../nbs/13_app.ipynb #c290b117
 def create_app(config:dict=None, # settings that override the defaults and the environment
               ) -> Flask:
     "The wine_api Flask app, with its model loaded and verified."

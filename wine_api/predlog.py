@@ -10,7 +10,7 @@ __all__ = ['log', 'PREDICTION_ID', 'METADATA', 'BATCHES', 'FEEDBACK', 'MAX_FEEDB
            'add', 'flush', 'close', 'read_batches', 'predictions', 'missing_items', 'wait_for_batches', 'check_found',
            'check_no_conflict', 'store_feedback', 'LabelledRows', 'labelled_rows', 'prediction', 'figures', 'prune']
 
-# %% ../nbs/03_predlog.ipynb #68b5f801
+# %% ../nbs/03_predlog.ipynb #19b77385
 import atexit
 import logging
 import math
@@ -34,7 +34,7 @@ from .errors import ConfigError, InvalidInput, LabelConflict, LogUnavailable, Pr
 
 log = logging.getLogger("wine_api")
 
-# %% ../nbs/03_predlog.ipynb #1a203182
+# %% ../nbs/03_predlog.ipynb #1dc39ab4
 def new_batch_id(now:float=None) -> str:
     "A new batch id: the time in milliseconds (12 hex digits), then 80 random bits (20 hex digits)."
     return f"{int((time.time() if now is None else now) * 1000):012x}{os.urandom(10).hex()}"
@@ -50,7 +50,7 @@ def parse_prediction_id(text) -> tuple:
     match = PREDICTION_ID.fullmatch(text) if isinstance(text, str) else None
     return (match[1], int(match[2])) if match else None
 
-# %% ../nbs/03_predlog.ipynb #db119273
+# %% ../nbs/03_predlog.ipynb #155b934d
 METADATA = sa.MetaData()
 BATCHES = sa.Table(
     "prediction_batches", METADATA,
@@ -73,7 +73,7 @@ FEEDBACK = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )
 
-# %% ../nbs/03_predlog.ipynb #9a367dfe
+# %% ../nbs/03_predlog.ipynb #732ffb94
 def sqlite_pragmas(dbapi_connection, _record):
     "WAL (readers do not wait for the writer) and full syncs (a commit survives a crash), on every SQLite connection."
     cursor = dbapi_connection.cursor()
@@ -86,7 +86,7 @@ def redacted(url:str) -> str:
     try: return make_url(url).render_as_string(hide_password=True)
     except Exception: return "(an invalid URL)"
 
-# %% ../nbs/03_predlog.ipynb #554347f5
+# %% ../nbs/03_predlog.ipynb #5893cbf2
 def open_engine(url:str) -> sa.Engine:
     "An engine for the log at `url`; `ConfigError` if it is no usable database URL."
     try: parsed = make_url(url)
@@ -102,14 +102,14 @@ def open_engine(url:str) -> sa.Engine:
     sa.event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
-# %% ../nbs/03_predlog.ipynb #caa7b5e8
+# %% ../nbs/03_predlog.ipynb #a6ffe486
 def create_tables(engine:sa.Engine):
     "Make the log's tables if they are missing (a second process doing the same at once is no error)."
     try: METADATA.create_all(engine)
     except sa.exc.SQLAlchemyError:  # another process made them between the check and the creation
         METADATA.create_all(engine)
 
-# %% ../nbs/03_predlog.ipynb #f952b2e9
+# %% ../nbs/03_predlog.ipynb #c2486964
 @contextmanager
 def reachable(url:str):
     "Turn a database failure inside the block into `LogUnavailable`."
@@ -120,7 +120,7 @@ def reachable(url:str):
         raise LogUnavailable(f"the prediction log cannot be used right now ({type(e.orig).__name__}); "
                              "try again shortly") from None
 
-# %% ../nbs/03_predlog.ipynb #29abe61c
+# %% ../nbs/03_predlog.ipynb #a32452f0
 @dataclass(frozen=True)
 class LoggedBatch:
     "One predicting request, as the log keeps it."
@@ -140,7 +140,7 @@ class LoggedBatch:
                 "classes": np.ascontiguousarray(self.classes, "<i8").tobytes(),
                 "probabilities": np.ascontiguousarray(self.probabilities, "<f8").tobytes()}
 
-# %% ../nbs/03_predlog.ipynb #a8b0b353
+# %% ../nbs/03_predlog.ipynb #a348ff3c
 @dataclass(frozen=True)
 class StoredBatches:
     "Batches read back, expanded into one row per prediction."
@@ -152,7 +152,7 @@ class StoredBatches:
     probabilities: list        # one float64 array per row (versions may differ in their number of classes)
 
 def expand(rows:list) -> StoredBatches:
-    "Rows of `prediction_batches` (`id, created, model_version, n_rows, inputs, classes, probabilities`) as predictions."
+    "Rows of `prediction_batches` (id, time, version, rows, inputs, classes, probabilities) as predictions."
     ids, created, versions, inputs, classes, probabilities = [], [], [], [], [], []
     for row in rows:
         n = row.n_rows
@@ -167,7 +167,7 @@ def expand(rows:list) -> StoredBatches:
     return StoredBatches(ids, np.concatenate(created), np.concatenate(versions), np.concatenate(inputs),
                          np.concatenate(classes), probabilities)
 
-# %% ../nbs/03_predlog.ipynb #c38bbbf3
+# %% ../nbs/03_predlog.ipynb #4dc9390a
 MAX_FEEDBACK_ITEMS = 10_000  # items in one feedback request
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def item_problems(i:int, item, class_names:list) -> list:
                          f"or an index from 0 to {len(class_names) - 1}; got {str(item['label'])[:40]!r}"})
     return problems
 
-# %% ../nbs/03_predlog.ipynb #53937374
+# %% ../nbs/03_predlog.ipynb #bd666da6
 def feedback_items(body,             # the decoded JSON: one item, a list, or `{"feedback": [...]}`
                    class_names:list, # the model's classes, for labels given by name
                   ) -> list:
@@ -204,7 +204,8 @@ def feedback_items(body,             # the decoded JSON: one item, a list, or `{
     items = body["feedback"] if isinstance(body, dict) and set(body) == {"feedback"} else body
     items = [items] if isinstance(items, dict) else items
     if not isinstance(items, list) or not items:
-        raise InvalidInput('send {"prediction_id": ..., "label": ...}, a non-empty list of them, or {"feedback": [...]}')
+        raise InvalidInput('send {"prediction_id": ..., "label": ...}, a non-empty list of them, '
+                           'or {"feedback": [...]}')
     if len(items) > MAX_FEEDBACK_ITEMS:
         raise InvalidInput(f"{len(items)} feedback items in one request; send at most {MAX_FEEDBACK_ITEMS}")
     problems = [p for i, item in enumerate(items) for p in item_problems(i, item, class_names)]
@@ -218,7 +219,7 @@ def feedback_items(body,             # the decoded JSON: one item, a list, or `{
     return [FeedbackItem(item["prediction_id"], *parse_prediction_id(item["prediction_id"]),
                          label_index(item["label"], class_names)) for item in items]
 
-# %% ../nbs/03_predlog.ipynb #d375b176
+# %% ../nbs/03_predlog.ipynb #173574cd
 def macro_f1(truth:np.ndarray, predicted:np.ndarray) -> float:
     "Macro-averaged F1 over the classes seen in either array (scikit-learn's `f1_score(average='macro')`)."
     labels = np.union1d(truth, predicted)
@@ -231,7 +232,7 @@ MIN_DRIFT_ROWS = 30  # fewer recent values say nothing about drift: their shares
 def psi(values:np.ndarray, # recent values of one feature
         feature:dict,      # its manifest entry, with `quantiles` and `bin_shares`
        ) -> float:
-    "The population stability index of `values` against the feature's training bins; None without bins or enough values."
+    "The population stability index of `values` against the feature's training bins (None: no bins, few values)."
     if "bin_shares" not in feature or len(values) < MIN_DRIFT_ROWS: return None
     expected = np.asarray(feature["bin_shares"])
     edges = np.unique(feature["quantiles"])
@@ -239,7 +240,7 @@ def psi(values:np.ndarray, # recent values of one feature
     actual, expected = np.clip(actual, 1e-4, None), np.clip(expected, 1e-4, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
-# %% ../nbs/03_predlog.ipynb #da20ee09
+# %% ../nbs/03_predlog.ipynb #ca31c052
 def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction id -> label, for the rows labelled
                     manifest:dict=None, # the version's manifest: its features' ranges and bins (None: unknown)
                    ) -> dict:
@@ -259,7 +260,7 @@ def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction i
             "macro_f1": macro_f1(truth, predicted) if labelled else None,
             "features": figures}
 
-# %% ../nbs/03_predlog.ipynb #4be66c16
+# %% ../nbs/03_predlog.ipynb #42ccbd28
 class PredictionLog:
     "The prediction log at a database URL: buffered writes of predictions, synchronous feedback, figures, lookups."
     def __init__(self, url:str,            # `sqlite:///path` or `postgresql+psycopg://user:password@host/db`
@@ -282,7 +283,7 @@ class PredictionLog:
 
     def __repr__(self): return f"PredictionLog({redacted(self.url)!r})"
 
-# %% ../nbs/03_predlog.ipynb #80c3b921
+# %% ../nbs/03_predlog.ipynb #73daeeff
 def _start_writer(self:PredictionLog):
     "Start this process's writer (once per process; after a fork the parent's connections are left alone)."
     self.engine.dispose(close=False)
@@ -301,7 +302,7 @@ def add(self:PredictionLog, batch:LoggedBatch):
 
 PredictionLog._start_writer, PredictionLog.add = _start_writer, add
 
-# %% ../nbs/03_predlog.ipynb #0b51e0bd
+# %% ../nbs/03_predlog.ipynb #3b06c175
 def flush(self:PredictionLog) -> int:
     "Write every queued batch in one transaction; the rows written. On failure they stay queued (up to a bound)."
     if self._pid != os.getpid(): return 0
@@ -310,7 +311,8 @@ def flush(self:PredictionLog) -> int:
         if not batches: return 0
         rows = sum(len(b.classes) for b in batches)
         try:
-            with self.engine.begin() as connection: connection.execute(sa.insert(BATCHES), [b.as_row() for b in batches])
+            with self.engine.begin() as connection:
+                connection.execute(sa.insert(BATCHES), [b.as_row() for b in batches])
         except Exception as e:
             self._pending.extendleft(reversed(batches))
             log.error("the prediction log %s could not be written (%s: %s); %d rows wait", redacted(self.url),
@@ -330,7 +332,7 @@ def _drop_beyond_bound(self:PredictionLog):
 
 PredictionLog.flush, PredictionLog._drop_beyond_bound = flush, _drop_beyond_bound
 
-# %% ../nbs/03_predlog.ipynb #49e24091
+# %% ../nbs/03_predlog.ipynb #a32408d0
 def _write_forever(self:PredictionLog):
     "The writer: flush every `flush_interval` (or when woken), prune every `prune_interval`."
     next_prune = time.monotonic()
@@ -353,7 +355,7 @@ def close(self:PredictionLog):
 
 PredictionLog._write_forever, PredictionLog.close = _write_forever, close
 
-# %% ../nbs/03_predlog.ipynb #be9fe2f0
+# %% ../nbs/03_predlog.ipynb #961ae38d
 STORED_COLUMNS = (BATCHES.c.id, BATCHES.c.created, BATCHES.c.model_version, BATCHES.c.n_rows, BATCHES.c.inputs,
                   BATCHES.c.classes, BATCHES.c.probabilities)
 
@@ -380,7 +382,7 @@ def predictions(self:PredictionLog, since:float=None, until:float=None, # a time
 
 PredictionLog.read_batches, PredictionLog.predictions = read_batches, predictions
 
-# %% ../nbs/03_predlog.ipynb #ad014416
+# %% ../nbs/03_predlog.ipynb #90583d8e
 FEEDBACK_GRACE = 2.0  # seconds a prediction may still be on its way to the log after its answer was sent
 
 def missing_items(items:list, batches:dict) -> list:
@@ -389,11 +391,11 @@ def missing_items(items:list, batches:dict) -> list:
 
 def wait_for_batches(self:PredictionLog, items:list) -> dict:
     "The batches of `items`, waiting a moment for those made so recently that they may not be written yet."
-    batches = self.read_batches([item.batch_id for item in items])
-    recent = [i for i in missing_items(items, batches) if time.time() - batch_time(i.batch_id) < self.flush_interval
-              + FEEDBACK_GRACE]
+    batches, now = self.read_batches([item.batch_id for item in items]), time.time()
+    wait = self.flush_interval + FEEDBACK_GRACE  # the longest a prediction can take to reach the log
+    recent = [i for i in missing_items(items, batches) if -FEEDBACK_GRACE < now - batch_time(i.batch_id) < wait]
     if recent: self.flush()  # this worker's own buffer, at once
-    deadline = max((batch_time(i.batch_id) + self.flush_interval + FEEDBACK_GRACE for i in recent), default=0)
+    deadline = now + wait if recent else 0  # never longer, whatever time an id claims
     while missing_items(items, batches) and time.time() < deadline:
         time.sleep(0.05)
         batches = self.read_batches([item.batch_id for item in items])
@@ -401,7 +403,7 @@ def wait_for_batches(self:PredictionLog, items:list) -> dict:
 
 PredictionLog.wait_for_batches = wait_for_batches
 
-# %% ../nbs/03_predlog.ipynb #5c6e8cd2
+# %% ../nbs/03_predlog.ipynb #ff74dae3
 def check_found(items:list, batches:dict):
     "`PredictionNotFound` naming every item whose prediction the log does not hold."
     missing = missing_items(items, batches)
@@ -422,7 +424,7 @@ def check_no_conflict(items:list, stored:dict):
     if details: raise LabelConflict(details[0]["message"].replace("prediction", f"item {details[0]['item']}: "
                                     "prediction", 1) + "; a stored label is never overwritten", details)
 
-# %% ../nbs/03_predlog.ipynb #7b2f464d
+# %% ../nbs/03_predlog.ipynb #f1cd7276
 def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by `feedback_items`
                   ) -> list:
     """Store the labels of `items`, all or none; `"created"` or `"unchanged"` for each. `PredictionNotFound` or
@@ -447,7 +449,7 @@ def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by
 
 PredictionLog.store_feedback = store_feedback
 
-# %% ../nbs/03_predlog.ipynb #4e1780ab
+# %% ../nbs/03_predlog.ipynb #c86acc90
 @dataclass(frozen=True)
 class LabelledRows:
     "Labelled predictions: what the model saw, what it answered, what people said."
@@ -475,7 +477,7 @@ def labelled_rows(self:PredictionLog, since:float=None, # only predictions made 
 
 PredictionLog.labelled_rows = labelled_rows
 
-# %% ../nbs/03_predlog.ipynb #b9ef5881
+# %% ../nbs/03_predlog.ipynb #4d3d582d
 def prediction(self:PredictionLog, prediction_id:str) -> dict:
     "What the log holds of one prediction: inputs, answer, version, time, route, request and label; None if nothing."
     parsed = parse_prediction_id(prediction_id)
@@ -497,7 +499,7 @@ def prediction(self:PredictionLog, prediction_id:str) -> dict:
 
 PredictionLog.prediction = prediction
 
-# %% ../nbs/03_predlog.ipynb #245410d7
+# %% ../nbs/03_predlog.ipynb #7e7258ec
 def figures(self:PredictionLog, manifests:dict, # model version -> its manifest (for ranges and bins), where known
             since:float=None, until:float=None, # the time window (seconds since the epoch)
             most:int=200_000, # most rows read, the newest first
@@ -518,7 +520,7 @@ def figures(self:PredictionLog, manifests:dict, # model version -> its manifest 
 
 PredictionLog.figures = figures
 
-# %% ../nbs/03_predlog.ipynb #b40ff907
+# %% ../nbs/03_predlog.ipynb #20f32364
 def prune(self:PredictionLog, now:float=None) -> int:
     "Delete unlabelled predictions older than `max_age` or beyond the newest `max_rows`; the batches deleted."
     unlabelled = ~sa.exists().where(FEEDBACK.c.batch_id == BATCHES.c.id)

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PUBLIC_MANIFEST', 'log', 'PredictionRenderer', 'ServedModel', 'ModelSlot']
 
-# %% ../nbs/06_serving.ipynb #ffc1ecdf
+# %% ../nbs/06_serving.ipynb #568bbeda
 import logging
 import threading
 import time
@@ -19,7 +19,7 @@ from .errors import ModelUnavailable
 from .predict import Prediction, Predictor, ascii_digits, load_predictor
 from .store import ModelStoreError, is_version_dir, list_versions, read_manifest, read_pointer, version_dir
 
-# %% ../nbs/06_serving.ipynb #54e36fc2
+# %% ../nbs/06_serving.ipynb #5fff5425
 class PredictionRenderer:
     "Writes `/predict` answers for one predictor from JSON fragments prepared per tree node."
     def __init__(self, predictor:Predictor):
@@ -43,11 +43,11 @@ class PredictionRenderer:
             fragments = [b'%b%d",%b' % (prefix, i, fragment[1:]) for i, fragment in enumerate(fragments)]
         return self.head + b",".join(fragments) + b"]}"
 
-# %% ../nbs/06_serving.ipynb #960f0c8c
+# %% ../nbs/06_serving.ipynb #5dfd1cd0
 PUBLIC_MANIFEST = ("model_version", "model_class", "trained_at", "training_seconds", "params", "metrics", "features",
-                   "class_names", "runtime", "lineage")  # what `/model` shows of a manifest: not its files' paths and hashes
+                   "class_names", "runtime", "lineage")  # what `/model` shows: not the files' paths and hashes
 
-# %% ../nbs/06_serving.ipynb #b120b87d
+# %% ../nbs/06_serving.ipynb #b1c8dd7e
 @dataclass(frozen=True)
 class ServedModel:
     "What a server serves: a predictor and its renderer, or the reason there is none."
@@ -77,10 +77,10 @@ class ServedModel:
         manifest = self.ready().artifact.manifest
         return {k: manifest[k] for k in PUBLIC_MANIFEST if k in manifest}  # `lineage` is missing from older versions
 
-# %% ../nbs/06_serving.ipynb #be48b2ea
+# %% ../nbs/06_serving.ipynb #49b1811b
 log = logging.getLogger("wine_api")
 
-# %% ../nbs/06_serving.ipynb #f570304c
+# %% ../nbs/06_serving.ipynb #c3e8eff3
 class ModelSlot:
     "The model a server serves; from a store, the version `CURRENT` points at, followed as it changes."
     def __init__(self, path,             # a model store (followed) or a version directory (pinned)
