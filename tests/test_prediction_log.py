@@ -221,7 +221,16 @@ def test_the_whole_loop(tmp_path, log_url):
         answer = post(server, "/predict", {"records": wine.X.to_dict("records")}).json()["predictions"]
         labels = [{"prediction_id": p["id"], "label": int(y)} for p, y in zip(answer, wine.y) if p["class"] != y]
         labels += [{"prediction_id": p["id"], "label": int(y)} for p, y in zip(answer, wine.y) if p["class"] == y][:20]
-        assert len(labels) > 20 and post(server, "/feedback", labels).status_code == 201
+        csv = tmp_path/"labels.csv"  # as people send them: a CSV file, class names or indexes
+        csv.write_text("prediction_id,label\n" + "".join(f"{l['prediction_id']},{wine.class_names[l['label']]}\n"
+                                                          for l in labels))
+        sent = run_cli("feedback", csv, "--url", server.url, cwd=tmp_path)
+        assert sent.stdout.strip() == f"{len(labels)} labels stored, 0 already there", sent.stdout + sent.stderr
+        assert run_cli("feedback", csv, "--url", server.url, cwd=tmp_path).stdout.strip() == \
+            f"0 labels stored, {len(labels)} already there"
+        time.sleep(0.5)
+        table = run_cli("monitor", "--url", server.url, cwd=tmp_path).stdout.splitlines()
+        assert table[2].split()[:3] == ["1", "178", str(len(labels))], table
 
         first = retrain()  # round one, the server still serving: the true labels
         assert first.returncode == 0, first.stderr
@@ -264,3 +273,27 @@ def test_the_whole_loop(tmp_path, log_url):
     assert found["model"]["lineage"]["data"]["train_sha256"] == v1["lineage"]["data"]["train_sha256"]
     assert found["model"]["params"] == v1["params"] and os.path.isfile(found["model"]["report"])
     assert "label: " in run_cli("lineage", one, "--model-dir", store, "--prediction-log", log_url, cwd=tmp_path).stdout
+
+
+def test_feedback_needs_a_key_when_the_server_has_keys(store, tmp_path):
+    key = "feedback-key-0123456789"
+    server = LiveServer("--model-dir", store, "--prediction-log", tmp_path/"log.sqlite", env={"WINE_API_API_KEYS": key})
+    try:
+        auth = {"Authorization": f"Bearer {key}"}
+        pid = post(server, "/predict", {"instances": [TUTORIAL_ROW]}, headers=auth).json()["predictions"][0]["id"]
+        assert post(server, "/feedback", {"prediction_id": pid, "label": 2}).status_code == 401
+        assert requests.get(server.url + "/monitoring", timeout=5).status_code == 401
+        assert post(server, "/feedback", {"prediction_id": pid, "label": 2}, headers=auth).status_code == 201
+    finally:
+        server.stop()
+
+
+def test_a_log_that_cannot_be_opened_stops_the_server_from_starting(store, tmp_path):
+    blocked = tmp_path/"file"
+    blocked.write_text("")  # a file where the log's directory should be
+    for url, words in ((f"sqlite:///{blocked}/log.sqlite", "cannot open"),
+                       ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot open the prediction log"),
+                       ("sqlite://", "in-memory")):
+        server = LiveServer("--model-dir", store, "--prediction-log", url, wait=False)
+        assert server.proc.wait(timeout=60) != 0
+        assert words in server.log() and "PREDICTION_LOG" in server.log(), server.log()[-2000:]

@@ -5,12 +5,13 @@
 # %% auto #0
 __all__ = ['log', 'PREDICTION_ID', 'METADATA', 'BATCHES', 'FEEDBACK', 'MAX_FEEDBACK_ITEMS', 'MIN_DRIFT_ROWS', 'STORED_COLUMNS',
            'FEEDBACK_GRACE', 'new_batch_id', 'batch_time', 'parse_prediction_id', 'sqlite_pragmas', 'redacted',
-           'open_engine', 'create_tables', 'reachable', 'LoggedBatch', 'StoredBatches', 'expand', 'FeedbackItem',
-           'label_index', 'item_problems', 'feedback_items', 'macro_f1', 'psi', 'version_figures', 'PredictionLog',
-           'add', 'flush', 'close', 'read_batches', 'predictions', 'missing_items', 'wait_for_batches', 'check_found',
-           'check_no_conflict', 'store_feedback', 'LabelledRows', 'labelled_rows', 'prediction', 'figures', 'prune']
+           'open_engine', 'create_tables', 'reachable', 'LoggedBatch', 'distinct_answers', 'row_answers',
+           'StoredBatches', 'expand', 'FeedbackItem', 'label_index', 'item_problems', 'feedback_items', 'macro_f1',
+           'psi', 'version_figures', 'PredictionLog', 'add', 'insert_batches', 'flush', 'close', 'read_batches',
+           'predictions', 'missing_items', 'wait_for_batches', 'check_found', 'check_no_conflict', 'store_feedback',
+           'LabelledRows', 'labelled_rows', 'prediction', 'figures', 'prune']
 
-# %% ../nbs/03_predlog.ipynb #19b77385
+# %% ../nbs/03_predlog.ipynb #6a8a13ca
 import atexit
 import logging
 import math
@@ -34,7 +35,7 @@ from .errors import ConfigError, InvalidInput, LabelConflict, LogUnavailable, Pr
 
 log = logging.getLogger("wine_api")
 
-# %% ../nbs/03_predlog.ipynb #1dc39ab4
+# %% ../nbs/03_predlog.ipynb #ce5ce96d
 def new_batch_id(now:float=None) -> str:
     "A new batch id: the time in milliseconds (12 hex digits), then 80 random bits (20 hex digits)."
     return f"{int((time.time() if now is None else now) * 1000):012x}{os.urandom(10).hex()}"
@@ -50,7 +51,7 @@ def parse_prediction_id(text) -> tuple:
     match = PREDICTION_ID.fullmatch(text) if isinstance(text, str) else None
     return (match[1], int(match[2])) if match else None
 
-# %% ../nbs/03_predlog.ipynb #155b934d
+# %% ../nbs/03_predlog.ipynb #82a78a8f
 METADATA = sa.MetaData()
 BATCHES = sa.Table(
     "prediction_batches", METADATA,
@@ -61,8 +62,9 @@ BATCHES = sa.Table(
     sa.Column("model_version", sa.Integer, nullable=False),
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("inputs", sa.LargeBinary, nullable=False),         # float32 little-endian, n_rows x features
-    sa.Column("classes", sa.LargeBinary, nullable=False),        # int64 little-endian, one per row
-    sa.Column("probabilities", sa.LargeBinary, nullable=False),  # float64 little-endian, n_rows x classes
+    sa.Column("n_classes", sa.Integer, nullable=False),
+    sa.Column("answers", sa.LargeBinary, nullable=False),        # float64: distinct rows of (class, probabilities...)
+    sa.Column("answer_index", sa.LargeBinary, nullable=False),   # uint16 (uint32 past 65,536 answers): a row's answer
 )
 FEEDBACK = sa.Table(
     "prediction_feedback", METADATA,
@@ -73,10 +75,11 @@ FEEDBACK = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )
 
-# %% ../nbs/03_predlog.ipynb #732ffb94
+# %% ../nbs/03_predlog.ipynb #7f9fbed8
 def sqlite_pragmas(dbapi_connection, _record):
     "WAL (readers do not wait for the writer) and full syncs (a commit survives a crash), on every SQLite connection."
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA page_size=65536")  # a new file's pages: a 1,000-row batch then fits in one page or two
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
@@ -86,7 +89,7 @@ def redacted(url:str) -> str:
     try: return make_url(url).render_as_string(hide_password=True)
     except Exception: return "(an invalid URL)"
 
-# %% ../nbs/03_predlog.ipynb #5893cbf2
+# %% ../nbs/03_predlog.ipynb #7fdb3a02
 def open_engine(url:str) -> sa.Engine:
     "An engine for the log at `url`; `ConfigError` if it is no usable database URL."
     try: parsed = make_url(url)
@@ -102,14 +105,14 @@ def open_engine(url:str) -> sa.Engine:
     sa.event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
-# %% ../nbs/03_predlog.ipynb #a6ffe486
+# %% ../nbs/03_predlog.ipynb #e8a9759e
 def create_tables(engine:sa.Engine):
     "Make the log's tables if they are missing (a second process doing the same at once is no error)."
     try: METADATA.create_all(engine)
     except sa.exc.SQLAlchemyError:  # another process made them between the check and the creation
         METADATA.create_all(engine)
 
-# %% ../nbs/03_predlog.ipynb #c2486964
+# %% ../nbs/03_predlog.ipynb #719bf2f7
 @contextmanager
 def reachable(url:str):
     "Turn a database failure inside the block into `LogUnavailable`."
@@ -120,7 +123,7 @@ def reachable(url:str):
         raise LogUnavailable(f"the prediction log cannot be used right now ({type(e.orig).__name__}); "
                              "try again shortly") from None
 
-# %% ../nbs/03_predlog.ipynb #a32452f0
+# %% ../nbs/03_predlog.ipynb #96b4ac2d
 @dataclass(frozen=True)
 class LoggedBatch:
     "One predicting request, as the log keeps it."
@@ -131,16 +134,31 @@ class LoggedBatch:
     inputs: np.ndarray         # the validated float32 rows
     classes: np.ndarray        # the predicted class per row
     probabilities: np.ndarray  # rows x classes
+    leaves: np.ndarray = None  # the leaf of each row, when a tree answered: rows in one leaf share their answer
 
     def as_row(self) -> dict:
         "The batch as a row of `prediction_batches`."
+        answers, index = distinct_answers(self.classes, self.probabilities, self.leaves)
         return {"id": self.id, "request_id": self.request_id, "created": batch_time(self.id), "route": self.route,
                 "model_version": int(self.model_version), "n_rows": len(self.classes),
-                "inputs": np.ascontiguousarray(self.inputs, "<f4").tobytes(),
-                "classes": np.ascontiguousarray(self.classes, "<i8").tobytes(),
-                "probabilities": np.ascontiguousarray(self.probabilities, "<f8").tobytes()}
+                "inputs": np.ascontiguousarray(self.inputs, "<f4").tobytes(), "n_classes": answers.shape[1] - 1,
+                "answers": answers.tobytes(), "answer_index": index.tobytes()}
 
-# %% ../nbs/03_predlog.ipynb #a348ff3c
+def distinct_answers(classes:np.ndarray, probabilities:np.ndarray, leaves:np.ndarray=None) -> tuple:
+    "The distinct `(class, probabilities...)` rows (float64), and the index of each row's among them."
+    table = np.column_stack([classes, probabilities]).astype("<f8")
+    if len(table) == 1: return table, np.zeros(1, "<u2")  # the common case, without the sort
+    key = leaves if leaves is not None else table
+    _, first, inverse = np.unique(key, axis=0 if key.ndim == 2 else None, return_index=True, return_inverse=True)
+    return np.ascontiguousarray(table[first]), inverse.ravel().astype("<u2" if len(first) <= 1 << 16 else "<u4")
+
+def row_answers(row) -> tuple:
+    "The classes (int64) and probabilities (float64, rows x classes) of a stored batch."
+    answers = np.frombuffer(row.answers, "<f8").reshape(-1, 1 + row.n_classes)
+    index = np.frombuffer(row.answer_index, "<u2" if len(row.answer_index) == 2 * row.n_rows else "<u4")
+    return answers[index, 0].astype(np.int64), answers[index, 1:]
+
+# %% ../nbs/03_predlog.ipynb #bcd13aa8
 @dataclass(frozen=True)
 class StoredBatches:
     "Batches read back, expanded into one row per prediction."
@@ -159,15 +177,16 @@ def expand(rows:list) -> StoredBatches:
         ids += [f"{row.id}-{i}" for i in range(n)]
         created.append(np.full(n, row.created)); versions.append(np.full(n, row.model_version))
         inputs.append(np.frombuffer(row.inputs, "<f4").reshape(n, -1))
-        classes.append(np.frombuffer(row.classes, "<i8"))
-        probabilities += list(np.frombuffer(row.probabilities, "<f8").reshape(n, -1))
+        row_classes, row_probabilities = row_answers(row)
+        classes.append(row_classes)
+        probabilities += list(row_probabilities)
     if not ids: return StoredBatches([], np.zeros(0), np.zeros(0, int), np.zeros((0, 0), "<f4"), np.zeros(0, int), [])
     width = {a.shape[1] for a in inputs}
     if len(width) > 1: raise ValueError(f"the log holds rows of {sorted(width)} features: one model per log")
     return StoredBatches(ids, np.concatenate(created), np.concatenate(versions), np.concatenate(inputs),
                          np.concatenate(classes), probabilities)
 
-# %% ../nbs/03_predlog.ipynb #4dc9390a
+# %% ../nbs/03_predlog.ipynb #dfda4edb
 MAX_FEEDBACK_ITEMS = 10_000  # items in one feedback request
 
 @dataclass(frozen=True)
@@ -196,7 +215,7 @@ def item_problems(i:int, item, class_names:list) -> list:
                          f"or an index from 0 to {len(class_names) - 1}; got {str(item['label'])[:40]!r}"})
     return problems
 
-# %% ../nbs/03_predlog.ipynb #bd666da6
+# %% ../nbs/03_predlog.ipynb #0d7804a7
 def feedback_items(body,             # the decoded JSON: one item, a list, or `{"feedback": [...]}`
                    class_names:list, # the model's classes, for labels given by name
                   ) -> list:
@@ -219,7 +238,7 @@ def feedback_items(body,             # the decoded JSON: one item, a list, or `{
     return [FeedbackItem(item["prediction_id"], *parse_prediction_id(item["prediction_id"]),
                          label_index(item["label"], class_names)) for item in items]
 
-# %% ../nbs/03_predlog.ipynb #173574cd
+# %% ../nbs/03_predlog.ipynb #ba9e1568
 def macro_f1(truth:np.ndarray, predicted:np.ndarray) -> float:
     "Macro-averaged F1 over the classes seen in either array (scikit-learn's `f1_score(average='macro')`)."
     labels = np.union1d(truth, predicted)
@@ -240,7 +259,7 @@ def psi(values:np.ndarray, # recent values of one feature
     actual, expected = np.clip(actual, 1e-4, None), np.clip(expected, 1e-4, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
-# %% ../nbs/03_predlog.ipynb #ca31c052
+# %% ../nbs/03_predlog.ipynb #42554fb4
 def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction id -> label, for the rows labelled
                     manifest:dict=None, # the version's manifest: its features' ranges and bins (None: unknown)
                    ) -> dict:
@@ -260,7 +279,7 @@ def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction i
             "macro_f1": macro_f1(truth, predicted) if labelled else None,
             "features": figures}
 
-# %% ../nbs/03_predlog.ipynb #42ccbd28
+# %% ../nbs/03_predlog.ipynb #e822bef6
 class PredictionLog:
     "The prediction log at a database URL: buffered writes of predictions, synchronous feedback, figures, lookups."
     def __init__(self, url:str,            # `sqlite:///path` or `postgresql+psycopg://user:password@host/db`
@@ -283,7 +302,7 @@ class PredictionLog:
 
     def __repr__(self): return f"PredictionLog({redacted(self.url)!r})"
 
-# %% ../nbs/03_predlog.ipynb #73daeeff
+# %% ../nbs/03_predlog.ipynb #12eb7f49
 def _start_writer(self:PredictionLog):
     "Start this process's writer (once per process; after a fork the parent's connections are left alone)."
     self.engine.dispose(close=False)
@@ -302,7 +321,15 @@ def add(self:PredictionLog, batch:LoggedBatch):
 
 PredictionLog._start_writer, PredictionLog.add = _start_writer, add
 
-# %% ../nbs/03_predlog.ipynb #3b06c175
+# %% ../nbs/03_predlog.ipynb #4d542ddc
+def insert_batches(connection:sa.Connection, rows:list):
+    "Insert `rows` (from `LoggedBatch.as_row`) into `prediction_batches`, through the driver's `executemany`."
+    compiled = sa.insert(BATCHES).compile(dialect=connection.dialect)
+    if connection.dialect.name == "sqlite": connection.exec_driver_sql("PRAGMA synchronous=NORMAL")
+    params = [tuple(row[k] for k in compiled.positiontup) for row in rows] if compiled.positional else rows
+    connection.exec_driver_sql(str(compiled), params)
+
+# %% ../nbs/03_predlog.ipynb #7b47e86d
 def flush(self:PredictionLog) -> int:
     "Write every queued batch in one transaction; the rows written. On failure they stay queued (up to a bound)."
     if self._pid != os.getpid(): return 0
@@ -311,8 +338,7 @@ def flush(self:PredictionLog) -> int:
         if not batches: return 0
         rows = sum(len(b.classes) for b in batches)
         try:
-            with self.engine.begin() as connection:
-                connection.execute(sa.insert(BATCHES), [b.as_row() for b in batches])
+            with self.engine.begin() as connection: insert_batches(connection, [b.as_row() for b in batches])
         except Exception as e:
             self._pending.extendleft(reversed(batches))
             log.error("the prediction log %s could not be written (%s: %s); %d rows wait", redacted(self.url),
@@ -332,7 +358,7 @@ def _drop_beyond_bound(self:PredictionLog):
 
 PredictionLog.flush, PredictionLog._drop_beyond_bound = flush, _drop_beyond_bound
 
-# %% ../nbs/03_predlog.ipynb #a32408d0
+# %% ../nbs/03_predlog.ipynb #c5c720f5
 def _write_forever(self:PredictionLog):
     "The writer: flush every `flush_interval` (or when woken), prune every `prune_interval`."
     next_prune = time.monotonic()
@@ -355,9 +381,9 @@ def close(self:PredictionLog):
 
 PredictionLog._write_forever, PredictionLog.close = _write_forever, close
 
-# %% ../nbs/03_predlog.ipynb #961ae38d
+# %% ../nbs/03_predlog.ipynb #671c8e37
 STORED_COLUMNS = (BATCHES.c.id, BATCHES.c.created, BATCHES.c.model_version, BATCHES.c.n_rows, BATCHES.c.inputs,
-                  BATCHES.c.classes, BATCHES.c.probabilities)
+                  BATCHES.c.n_classes, BATCHES.c.answers, BATCHES.c.answer_index)
 
 def read_batches(self:PredictionLog, ids:list) -> dict:
     "The stored batches among `ids`: batch id -> row."
@@ -382,7 +408,7 @@ def predictions(self:PredictionLog, since:float=None, until:float=None, # a time
 
 PredictionLog.read_batches, PredictionLog.predictions = read_batches, predictions
 
-# %% ../nbs/03_predlog.ipynb #90583d8e
+# %% ../nbs/03_predlog.ipynb #5f64b589
 FEEDBACK_GRACE = 2.0  # seconds a prediction may still be on its way to the log after its answer was sent
 
 def missing_items(items:list, batches:dict) -> list:
@@ -403,7 +429,7 @@ def wait_for_batches(self:PredictionLog, items:list) -> dict:
 
 PredictionLog.wait_for_batches = wait_for_batches
 
-# %% ../nbs/03_predlog.ipynb #ff74dae3
+# %% ../nbs/03_predlog.ipynb #56146a82
 def check_found(items:list, batches:dict):
     "`PredictionNotFound` naming every item whose prediction the log does not hold."
     missing = missing_items(items, batches)
@@ -424,7 +450,7 @@ def check_no_conflict(items:list, stored:dict):
     if details: raise LabelConflict(details[0]["message"].replace("prediction", f"item {details[0]['item']}: "
                                     "prediction", 1) + "; a stored label is never overwritten", details)
 
-# %% ../nbs/03_predlog.ipynb #f1cd7276
+# %% ../nbs/03_predlog.ipynb #40ecc61a
 def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by `feedback_items`
                   ) -> list:
     """Store the labels of `items`, all or none; `"created"` or `"unchanged"` for each. `PredictionNotFound` or
@@ -449,7 +475,7 @@ def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by
 
 PredictionLog.store_feedback = store_feedback
 
-# %% ../nbs/03_predlog.ipynb #c86acc90
+# %% ../nbs/03_predlog.ipynb #b83eaefc
 @dataclass(frozen=True)
 class LabelledRows:
     "Labelled predictions: what the model saw, what it answered, what people said."
@@ -468,16 +494,16 @@ def labelled_rows(self:PredictionLog, since:float=None, # only predictions made 
     if since is not None: query = query.where(BATCHES.c.created >= since)
     with self.engine.connect() as connection:
         rows = sorted(connection.execute(query).all(), key=lambda r: (r.batch_id, r.row_index))
-    row_of = lambda r, column, dtype: np.frombuffer(getattr(r, column), dtype).reshape(r.n_rows, -1)[r.row_index]
+    inputs_of = lambda r: np.frombuffer(r.inputs, "<f4").reshape(r.n_rows, -1)[r.row_index]
     return LabelledRows([f"{r.batch_id}-{r.row_index}" for r in rows], np.array([r.created for r in rows]),
                         np.array([r.model_version for r in rows], dtype=np.int64),
-                        np.array([row_of(r, "inputs", "<f4") for r in rows] or np.zeros((0, 0)), dtype=np.float32),
-                        np.array([row_of(r, "classes", "<i8")[0] for r in rows], dtype=np.int64),
+                        np.array([inputs_of(r) for r in rows] or np.zeros((0, 0)), dtype=np.float32),
+                        np.array([row_answers(r)[0][r.row_index] for r in rows], dtype=np.int64),
                         np.array([r.label for r in rows], dtype=np.int64))
 
 PredictionLog.labelled_rows = labelled_rows
 
-# %% ../nbs/03_predlog.ipynb #4d3d582d
+# %% ../nbs/03_predlog.ipynb #cde83e26
 def prediction(self:PredictionLog, prediction_id:str) -> dict:
     "What the log holds of one prediction: inputs, answer, version, time, route, request and label; None if nothing."
     parsed = parse_prediction_id(prediction_id)
@@ -499,7 +525,7 @@ def prediction(self:PredictionLog, prediction_id:str) -> dict:
 
 PredictionLog.prediction = prediction
 
-# %% ../nbs/03_predlog.ipynb #7e7258ec
+# %% ../nbs/03_predlog.ipynb #2e95af92
 def figures(self:PredictionLog, manifests:dict, # model version -> its manifest (for ranges and bins), where known
             since:float=None, until:float=None, # the time window (seconds since the epoch)
             most:int=200_000, # most rows read, the newest first
@@ -520,7 +546,7 @@ def figures(self:PredictionLog, manifests:dict, # model version -> its manifest 
 
 PredictionLog.figures = figures
 
-# %% ../nbs/03_predlog.ipynb #20f32364
+# %% ../nbs/03_predlog.ipynb #8c8ed09e
 def prune(self:PredictionLog, now:float=None) -> int:
     "Delete unlabelled predictions older than `max_age` or beyond the newest `max_rows`; the batches deleted."
     unlabelled = ~sa.exists().where(FEEDBACK.c.batch_id == BATCHES.c.id)
