@@ -7,16 +7,17 @@ __all__ = ['log', 'PREDICTION_ID', 'METADATA', 'BATCHES', 'FEEDBACK', 'MAX_FEEDB
            'FEEDBACK_GRACE', 'new_batch_id', 'batch_time', 'parse_prediction_id', 'sqlite_pragmas', 'redacted',
            'open_engine', 'create_tables', 'reachable', 'LoggedBatch', 'distinct_answers', 'row_answers',
            'StoredBatches', 'expand', 'FeedbackItem', 'label_index', 'item_problems', 'feedback_items', 'macro_f1',
-           'psi', 'version_figures', 'PredictionLog', 'add', 'insert_batches', 'flush', 'close', 'read_batches',
-           'predictions', 'missing_items', 'wait_for_batches', 'check_found', 'check_no_conflict', 'store_feedback',
-           'LabelledRows', 'labelled_rows', 'prediction', 'figures', 'prune']
+           'psi', 'version_figures', 'PredictionLog', 'add', 'start_os_thread', 'os_lock', 'wake', 'flush', 'close',
+           'read_batches', 'predictions', 'missing_items', 'wait_for_batches', 'check_found', 'check_no_conflict',
+           'store_feedback', 'LabelledRows', 'labelled_rows', 'prediction', 'figures', 'prune']
 
-# %% ../nbs/03_predlog.ipynb #6a8a13ca
+# %% ../nbs/03_predlog.ipynb #a65fe76b
 import atexit
 import logging
 import math
 import os
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -35,7 +36,7 @@ from .errors import ConfigError, InvalidInput, LabelConflict, LogUnavailable, Pr
 
 log = logging.getLogger("wine_api")
 
-# %% ../nbs/03_predlog.ipynb #ce5ce96d
+# %% ../nbs/03_predlog.ipynb #771e35b6
 def new_batch_id(now:float=None) -> str:
     "A new batch id: the time in milliseconds (12 hex digits), then 80 random bits (20 hex digits)."
     return f"{int((time.time() if now is None else now) * 1000):012x}{os.urandom(10).hex()}"
@@ -51,7 +52,7 @@ def parse_prediction_id(text) -> tuple:
     match = PREDICTION_ID.fullmatch(text) if isinstance(text, str) else None
     return (match[1], int(match[2])) if match else None
 
-# %% ../nbs/03_predlog.ipynb #82a78a8f
+# %% ../nbs/03_predlog.ipynb #f01a5cc0
 METADATA = sa.MetaData()
 BATCHES = sa.Table(
     "prediction_batches", METADATA,
@@ -75,7 +76,7 @@ FEEDBACK = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )
 
-# %% ../nbs/03_predlog.ipynb #7f9fbed8
+# %% ../nbs/03_predlog.ipynb #dd84f5b8
 def sqlite_pragmas(dbapi_connection, _record):
     "WAL (readers do not wait for the writer) and full syncs (a commit survives a crash), on every SQLite connection."
     cursor = dbapi_connection.cursor()
@@ -89,13 +90,13 @@ def redacted(url:str) -> str:
     try: return make_url(url).render_as_string(hide_password=True)
     except Exception: return "(an invalid URL)"
 
-# %% ../nbs/03_predlog.ipynb #7fdb3a02
+# %% ../nbs/03_predlog.ipynb #55ab9b99
 def open_engine(url:str) -> sa.Engine:
     "An engine for the log at `url`; `ConfigError` if it is no usable database URL."
     try: parsed = make_url(url)
     except Exception: raise ConfigError(f"the prediction log's URL is not a database URL: {redacted(url)}") from None
     if parsed.get_backend_name() != "sqlite":
-        try: return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=8)
+        try: return sa.create_engine(parsed, poolclass=NullPool)  # no pool: no lock shared with the writer's thread
         except Exception as e: raise ConfigError(f"cannot use the prediction log {redacted(url)}: {e}") from None
     if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
         raise ConfigError("the prediction log must be a SQLite file (sqlite:///path/to/file.sqlite) or PostgreSQL; "
@@ -105,14 +106,14 @@ def open_engine(url:str) -> sa.Engine:
     sa.event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
-# %% ../nbs/03_predlog.ipynb #e8a9759e
+# %% ../nbs/03_predlog.ipynb #ee793a70
 def create_tables(engine:sa.Engine):
     "Make the log's tables if they are missing (a second process doing the same at once is no error)."
     try: METADATA.create_all(engine)
     except sa.exc.SQLAlchemyError:  # another process made them between the check and the creation
         METADATA.create_all(engine)
 
-# %% ../nbs/03_predlog.ipynb #719bf2f7
+# %% ../nbs/03_predlog.ipynb #1c25644a
 @contextmanager
 def reachable(url:str):
     "Turn a database failure inside the block into `LogUnavailable`."
@@ -123,7 +124,7 @@ def reachable(url:str):
         raise LogUnavailable(f"the prediction log cannot be used right now ({type(e.orig).__name__}); "
                              "try again shortly") from None
 
-# %% ../nbs/03_predlog.ipynb #96b4ac2d
+# %% ../nbs/03_predlog.ipynb #2bb4bfdf
 @dataclass(frozen=True)
 class LoggedBatch:
     "One predicting request, as the log keeps it."
@@ -158,7 +159,7 @@ def row_answers(row) -> tuple:
     index = np.frombuffer(row.answer_index, "<u2" if len(row.answer_index) == 2 * row.n_rows else "<u4")
     return answers[index, 0].astype(np.int64), answers[index, 1:]
 
-# %% ../nbs/03_predlog.ipynb #bcd13aa8
+# %% ../nbs/03_predlog.ipynb #a81b5594
 @dataclass(frozen=True)
 class StoredBatches:
     "Batches read back, expanded into one row per prediction."
@@ -186,7 +187,7 @@ def expand(rows:list) -> StoredBatches:
     return StoredBatches(ids, np.concatenate(created), np.concatenate(versions), np.concatenate(inputs),
                          np.concatenate(classes), probabilities)
 
-# %% ../nbs/03_predlog.ipynb #dfda4edb
+# %% ../nbs/03_predlog.ipynb #3eccf701
 MAX_FEEDBACK_ITEMS = 10_000  # items in one feedback request
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def item_problems(i:int, item, class_names:list) -> list:
                          f"or an index from 0 to {len(class_names) - 1}; got {str(item['label'])[:40]!r}"})
     return problems
 
-# %% ../nbs/03_predlog.ipynb #0d7804a7
+# %% ../nbs/03_predlog.ipynb #ba5d6583
 def feedback_items(body,             # the decoded JSON: one item, a list, or `{"feedback": [...]}`
                    class_names:list, # the model's classes, for labels given by name
                   ) -> list:
@@ -238,7 +239,7 @@ def feedback_items(body,             # the decoded JSON: one item, a list, or `{
     return [FeedbackItem(item["prediction_id"], *parse_prediction_id(item["prediction_id"]),
                          label_index(item["label"], class_names)) for item in items]
 
-# %% ../nbs/03_predlog.ipynb #ba9e1568
+# %% ../nbs/03_predlog.ipynb #144c0b6a
 def macro_f1(truth:np.ndarray, predicted:np.ndarray) -> float:
     "Macro-averaged F1 over the classes seen in either array (scikit-learn's `f1_score(average='macro')`)."
     labels = np.union1d(truth, predicted)
@@ -259,7 +260,7 @@ def psi(values:np.ndarray, # recent values of one feature
     actual, expected = np.clip(actual, 1e-4, None), np.clip(expected, 1e-4, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
-# %% ../nbs/03_predlog.ipynb #42554fb4
+# %% ../nbs/03_predlog.ipynb #d922152e
 def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction id -> label, for the rows labelled
                     manifest:dict=None, # the version's manifest: its features' ranges and bins (None: unknown)
                    ) -> dict:
@@ -279,7 +280,7 @@ def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction i
             "macro_f1": macro_f1(truth, predicted) if labelled else None,
             "features": figures}
 
-# %% ../nbs/03_predlog.ipynb #e822bef6
+# %% ../nbs/03_predlog.ipynb #28aa6fd5
 class PredictionLog:
     "The prediction log at a database URL: buffered writes of predictions, synchronous feedback, figures, lookups."
     def __init__(self, url:str,            # `sqlite:///path` or `postgresql+psycopg://user:password@host/db`
@@ -302,14 +303,15 @@ class PredictionLog:
 
     def __repr__(self): return f"PredictionLog({redacted(self.url)!r})"
 
-# %% ../nbs/03_predlog.ipynb #12eb7f49
+# %% ../nbs/03_predlog.ipynb #f8d22d87
 def _start_writer(self:PredictionLog):
     "Start this process's writer (once per process; after a fork the parent's connections are left alone)."
     self.engine.dispose(close=False)
-    self._pid, self._wake, self._flushing = os.getpid(), threading.Event(), threading.Lock()
+    self._pid, self._connection = os.getpid(), None
+    self._wake, self._flushing, self._running = os_lock(), os_lock(), os_lock()
+    self._wake.acquire()  # held until a full buffer releases it, or the interval passes
     self._pending.clear(); self._pending_rows = 0
-    self._writer = threading.Thread(target=self._write_forever, name="wine-api-prediction-log", daemon=True)
-    self._writer.start()
+    start_os_thread(self._write_forever)
     atexit.register(self.close)
 
 def add(self:PredictionLog, batch:LoggedBatch):
@@ -317,19 +319,59 @@ def add(self:PredictionLog, batch:LoggedBatch):
     if self._pid != os.getpid(): self._start_writer()
     self._pending.append(batch)
     self._pending_rows += len(batch.classes)
-    if self._pending_rows >= self.flush_rows: self._wake.set()
+    if self._pending_rows >= self.flush_rows: wake(self._wake)
 
 PredictionLog._start_writer, PredictionLog.add = _start_writer, add
 
-# %% ../nbs/03_predlog.ipynb #4d542ddc
-def insert_batches(connection:sa.Connection, rows:list):
-    "Insert `rows` (from `LoggedBatch.as_row`) into `prediction_batches`, through the driver's `executemany`."
-    compiled = sa.insert(BATCHES).compile(dialect=connection.dialect)
-    if connection.dialect.name == "sqlite": connection.exec_driver_sql("PRAGMA synchronous=NORMAL")
-    params = [tuple(row[k] for k in compiled.positiontup) for row in rows] if compiled.positional else rows
-    connection.exec_driver_sql(str(compiled), params)
+# %% ../nbs/03_predlog.ipynb #cf60ce5d
+def _gevent_original(module:str, name:str):
+    "The unpatched `module.name` when gevent has patched threads, else None."
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey.get_original(module, name) if monkey and monkey.is_module_patched("threading") else None
 
-# %% ../nbs/03_predlog.ipynb #7b47e86d
+def start_os_thread(target):
+    "Run `target` in a thread of the operating system (a greenlet would share the event loop's thread)."
+    start = _gevent_original("_thread", "start_new_thread")
+    if start: start(target, ())
+    else: threading.Thread(target=target, name="wine-api-prediction-log", daemon=True).start()
+
+def os_lock():
+    "A lock of the operating system's threads (gevent's would not block a native thread)."
+    allocate = _gevent_original("_thread", "allocate_lock")
+    return allocate() if allocate else threading.Lock()
+
+def wake(lock):
+    "Release `lock` if it is held (the writer waits on it)."
+    try: lock.release()
+    except RuntimeError: pass  # released already
+
+# %% ../nbs/03_predlog.ipynb #ff5b2325
+def _insert(self:PredictionLog, rows:list):
+    "Insert `rows` (from `LoggedBatch.as_row`) on the writer's connection, in one transaction."
+    if self._connection is None:
+        self._connection = self.engine.raw_connection()
+        if self.engine.dialect.name == "sqlite":
+            for pragma in ("synchronous=NORMAL", "wal_autocheckpoint=256"):  # predictions: no fsync per batch; 16 MB
+                self._connection.cursor().execute(f"PRAGMA {pragma}")
+    compiled = sa.insert(BATCHES).compile(dialect=self.engine.dialect)
+    params = [tuple(row[k] for k in compiled.positiontup) for row in rows] if compiled.positional else rows
+    cursor = self._connection.cursor()
+    try: cursor.executemany(str(compiled), params)
+    except Exception:
+        self._connection.rollback()
+        raise
+    self._connection.commit()
+
+def _forget_connection(self:PredictionLog):
+    "Close the writer's connection (after a failure, or at the end); the next flush opens a new one."
+    connection, self._connection = getattr(self, "_connection", None), None
+    if connection is not None:
+        try: connection.close()
+        except Exception: pass  # it is gone already
+
+PredictionLog._insert, PredictionLog._forget_connection = _insert, _forget_connection
+
+# %% ../nbs/03_predlog.ipynb #7d15c70b
 def flush(self:PredictionLog) -> int:
     "Write every queued batch in one transaction; the rows written. On failure they stay queued (up to a bound)."
     if self._pid != os.getpid(): return 0
@@ -337,9 +379,9 @@ def flush(self:PredictionLog) -> int:
         batches = [self._pending.popleft() for _ in range(len(self._pending))]
         if not batches: return 0
         rows = sum(len(b.classes) for b in batches)
-        try:
-            with self.engine.begin() as connection: insert_batches(connection, [b.as_row() for b in batches])
+        try: self._insert([b.as_row() for b in batches])
         except Exception as e:
+            self._forget_connection()
             self._pending.extendleft(reversed(batches))
             log.error("the prediction log %s could not be written (%s: %s); %d rows wait", redacted(self.url),
                       type(e).__name__, str(e)[:200], self._pending_rows)
@@ -358,30 +400,31 @@ def _drop_beyond_bound(self:PredictionLog):
 
 PredictionLog.flush, PredictionLog._drop_beyond_bound = flush, _drop_beyond_bound
 
-# %% ../nbs/03_predlog.ipynb #c5c720f5
+# %% ../nbs/03_predlog.ipynb #f9fef670
 def _write_forever(self:PredictionLog):
-    "The writer: flush every `flush_interval` (or when woken), prune every `prune_interval`."
-    next_prune = time.monotonic()
-    while not self._closed:
-        self._wake.wait(self.flush_interval)
-        self._wake.clear()
-        try:
-            self.flush()
-            if (self.max_age or self.max_rows) and time.monotonic() >= next_prune:
-                self.prune(); next_prune = time.monotonic() + self.prune_interval
-        except Exception: log.exception("the prediction log's writer failed; it goes on")
+    "The writer: flush every `flush_interval` (or when a full buffer wakes it), prune every `prune_interval`."
+    with self._running:
+        next_prune = time.monotonic()
+        while not self._closed:
+            self._wake.acquire(timeout=self.flush_interval)
+            try:
+                self.flush()
+                if (self.max_age or self.max_rows) and time.monotonic() >= next_prune:
+                    self.prune(); next_prune = time.monotonic() + self.prune_interval
+            except Exception: log.exception("the prediction log's writer failed; it goes on")
 
 def close(self:PredictionLog):
     "Write what is queued and stop the writer: a graceful stop loses nothing."
     self._closed = True
     if self._pid != os.getpid(): return
-    self._wake.set()
-    if self._writer is not threading.current_thread(): self._writer.join(timeout=10)
+    wake(self._wake)
+    if self._running.acquire(timeout=10): self._running.release()  # the writer has left its loop
     self.flush()
+    self._forget_connection()
 
 PredictionLog._write_forever, PredictionLog.close = _write_forever, close
 
-# %% ../nbs/03_predlog.ipynb #671c8e37
+# %% ../nbs/03_predlog.ipynb #784cac3f
 STORED_COLUMNS = (BATCHES.c.id, BATCHES.c.created, BATCHES.c.model_version, BATCHES.c.n_rows, BATCHES.c.inputs,
                   BATCHES.c.n_classes, BATCHES.c.answers, BATCHES.c.answer_index)
 
@@ -408,7 +451,7 @@ def predictions(self:PredictionLog, since:float=None, until:float=None, # a time
 
 PredictionLog.read_batches, PredictionLog.predictions = read_batches, predictions
 
-# %% ../nbs/03_predlog.ipynb #5f64b589
+# %% ../nbs/03_predlog.ipynb #50658786
 FEEDBACK_GRACE = 2.0  # seconds a prediction may still be on its way to the log after its answer was sent
 
 def missing_items(items:list, batches:dict) -> list:
@@ -429,7 +472,7 @@ def wait_for_batches(self:PredictionLog, items:list) -> dict:
 
 PredictionLog.wait_for_batches = wait_for_batches
 
-# %% ../nbs/03_predlog.ipynb #56146a82
+# %% ../nbs/03_predlog.ipynb #e2e3f3f3
 def check_found(items:list, batches:dict):
     "`PredictionNotFound` naming every item whose prediction the log does not hold."
     missing = missing_items(items, batches)
@@ -450,7 +493,7 @@ def check_no_conflict(items:list, stored:dict):
     if details: raise LabelConflict(details[0]["message"].replace("prediction", f"item {details[0]['item']}: "
                                     "prediction", 1) + "; a stored label is never overwritten", details)
 
-# %% ../nbs/03_predlog.ipynb #40ecc61a
+# %% ../nbs/03_predlog.ipynb #5e81ad12
 def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by `feedback_items`
                   ) -> list:
     """Store the labels of `items`, all or none; `"created"` or `"unchanged"` for each. `PredictionNotFound` or
@@ -475,7 +518,7 @@ def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by
 
 PredictionLog.store_feedback = store_feedback
 
-# %% ../nbs/03_predlog.ipynb #b83eaefc
+# %% ../nbs/03_predlog.ipynb #289108fa
 @dataclass(frozen=True)
 class LabelledRows:
     "Labelled predictions: what the model saw, what it answered, what people said."
@@ -503,7 +546,7 @@ def labelled_rows(self:PredictionLog, since:float=None, # only predictions made 
 
 PredictionLog.labelled_rows = labelled_rows
 
-# %% ../nbs/03_predlog.ipynb #cde83e26
+# %% ../nbs/03_predlog.ipynb #daa7fc51
 def prediction(self:PredictionLog, prediction_id:str) -> dict:
     "What the log holds of one prediction: inputs, answer, version, time, route, request and label; None if nothing."
     parsed = parse_prediction_id(prediction_id)
@@ -525,7 +568,7 @@ def prediction(self:PredictionLog, prediction_id:str) -> dict:
 
 PredictionLog.prediction = prediction
 
-# %% ../nbs/03_predlog.ipynb #2e95af92
+# %% ../nbs/03_predlog.ipynb #7174bf5b
 def figures(self:PredictionLog, manifests:dict, # model version -> its manifest (for ranges and bins), where known
             since:float=None, until:float=None, # the time window (seconds since the epoch)
             most:int=200_000, # most rows read, the newest first
@@ -546,7 +589,7 @@ def figures(self:PredictionLog, manifests:dict, # model version -> its manifest 
 
 PredictionLog.figures = figures
 
-# %% ../nbs/03_predlog.ipynb #8c8ed09e
+# %% ../nbs/03_predlog.ipynb #e318bbca
 def prune(self:PredictionLog, now:float=None) -> int:
     "Delete unlabelled predictions older than `max_age` or beyond the newest `max_rows`; the batches deleted."
     unlabelled = ~sa.exists().where(FEEDBACK.c.batch_id == BATCHES.c.id)
