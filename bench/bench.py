@@ -247,17 +247,21 @@ def report(r):
 
 def log_write_rate(seconds:float=3.0) -> dict:
     "Rows/s one process's prediction log writes to SQLite (the default): single-row requests, and 1000-row ones."
+    from wine_api.predict import load_predictor
     from wine_api.predlog import LoggedBatch, PredictionLog, new_batch_id
-    X = load_wine_data().X.to_numpy(np.float32)
+    from wine_api.store import bundled_model_dir
+    predictor, X = load_predictor(bundled_model_dir()), load_wine_data().X.to_numpy(np.float32)
     rates = {}
     with tempfile.TemporaryDirectory() as where:
         log = PredictionLog(f"sqlite:///{where}/rate.sqlite", flush_interval=3600, flush_rows=10**9)
         for label, rows, per_flush in (("single_row", 1, 2000), ("batch_1000", 1000, 20)):
+            batch = X[np.random.default_rng(0).integers(0, len(X), rows)]
+            answer = predictor.predict(batch)  # what the server hands over: the rows, the answer and its leaves
             written, started = 0, time.perf_counter()
             while time.perf_counter() - started < seconds:
                 for _ in range(per_flush):
-                    log.add(LoggedBatch(new_batch_id(), "bench", "/predict", 1, X[:rows] if rows < len(X) else
-                                        np.resize(X, (rows, 13)), np.zeros(rows, np.int64), np.ones((rows, 3))))
+                    log.add(LoggedBatch(new_batch_id(), "bench", "/predict", 1, batch, answer.classes,
+                                        answer.probabilities, answer.leaves))
                 written += log.flush()
             rates[label] = written / (time.perf_counter() - started)
         log.close()
