@@ -198,6 +198,21 @@ class PostgresServer:
             c.execute(f"CREATE DATABASE {name}")
         return f"postgresql+psycopg://wine@127.0.0.1:{self.port}/{name}"
 
+    def pause(self):
+        "Stop the server, keeping its data: clients see the database go away."
+        os.kill(int((self.dir/"data"/"postmaster.pid").read_text().split()[0]), signal.SIGINT)
+        self.proc.wait(timeout=60)
+
+    def resume(self):
+        "Start the server again on the same data and port."
+        self.proc = subprocess.Popen([*self.as_postgres, postgres_bin()/"postgres", "-D", self.dir/"data", "-p",
+                                      str(self.port), "-k", self.dir, "-c", "listen_addresses=127.0.0.1"],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not self.accepts_connections():
+            if self.proc.poll() is not None or time.monotonic() > deadline: raise RuntimeError("PostgreSQL did not restart")
+            time.sleep(0.1)
+
     def stop(self):
         "Fast shutdown of the postmaster, by the PID in its pid file; then the directory goes."
         pid_file = self.dir/"data"/"postmaster.pid"

@@ -297,3 +297,29 @@ def test_a_log_that_cannot_be_opened_stops_the_server_from_starting(store, tmp_p
         server = LiveServer("--model-dir", store, "--prediction-log", url, wait=False)
         assert server.proc.wait(timeout=60) != 0
         assert words in server.log() and "PREDICTION_LOG" in server.log(), server.log()[-2000:]
+
+
+def test_the_database_going_away_stops_nothing_and_loses_nothing(store):
+    "PostgreSQL stops under load: predictions go on, feedback says 503, and once it is back every row is written."
+    database = PostgresServer()
+    url = database.new_database()
+    server = serve(store, url)
+    try:
+        answered = sum(post(server, "/api/", [TUTORIAL_ROW]).status_code == 200 for _ in range(50))
+        time.sleep(0.5)
+        database.pause()
+        started, statuses = time.monotonic(), []
+        while time.monotonic() - started < 3: statuses.append(post(server, "/api/", [TUTORIAL_ROW]).status_code)
+        assert set(statuses) == {200} and len(statuses) > 100  # the buffer holds them; nobody waits for the database
+        refused = post(server, "/feedback", {"prediction_id": f"{'0' * 32}-0", "label": 1})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (503, "prediction_log_unavailable")
+        database.resume()
+        time.sleep(1.5)
+        answered += len(statuses) + sum(post(server, "/api/", [TUTORIAL_ROW]).status_code == 200 for _ in range(20))
+    finally:
+        server.stop()
+    try:
+        assert len(read_log(url).predictions().ids) == answered
+        assert "could not be written" in server.log()
+    finally:
+        database.stop()
