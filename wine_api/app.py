@@ -6,7 +6,7 @@
 __all__ = ['DEFAULT_CONFIG', 'TEXT_SETTINGS', 'MODEL_NAME', 'LOG_FILE', 'LOG_OFF', 'load_config', 'check_setting', 'check_config',
            'verify_key', 'default_log_file', 'log_url', 'open_log', 'open_paths', 'create_app']
 
-# %% ../nbs/13_app.ipynb #7c507191
+# %% ../nbs/13_app.ipynb #0dcc1a83
 import math
 import os
 import re
@@ -18,10 +18,10 @@ from . import api, ops, v2
 from .errors import ConfigError
 from .serving import ModelSlot
 from .store import VERSIONS_DIR, ModelStoreError, bundled_model_dir, is_version_dir, load_verify_key
-from .predlog import PredictionLog, redacted
+from .predlog import PredictionLog, database_url, redacted
 from .web import AppState, name_the_answer, register_error_handlers, start_record
 
-# %% ../nbs/13_app.ipynb #4827472d
+# %% ../nbs/13_app.ipynb #373b3a21
 DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)
@@ -42,7 +42,7 @@ TEXT_SETTINGS = ("MODEL_PATH", "MODEL_NAME", "API_KEYS", "API_KEY_FILE", "VERIFY
                  "PREDICTION_LOG")  # from the environment as text
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # what a model name in a V2 route may be
 
-# %% ../nbs/13_app.ipynb #0d5cd543
+# %% ../nbs/13_app.ipynb #f2959bdc
 def load_config(app:Flask, config:dict=None):
     "The defaults, then `WINE_API_*` environment variables, then `config`, into `app.config`."
     app.config.from_mapping(DEFAULT_CONFIG)
@@ -51,12 +51,12 @@ def load_config(app:Flask, config:dict=None):
                        if f"WINE_API_{name}" in os.environ})
     if config: app.config.from_mapping(config)
 
-# %% ../nbs/13_app.ipynb #2c359f8e
+# %% ../nbs/13_app.ipynb #ac9d7a4a
 def check_setting(config:dict, name:str, ok:bool, expected:str):
     "`ConfigError` naming the setting (and its environment variable) unless `ok`."
     if not ok: raise ConfigError(f"{name} (WINE_API_{name}) must be {expected}; got {str(config[name])[:40]!r}")
 
-# %% ../nbs/13_app.ipynb #599418bf
+# %% ../nbs/13_app.ipynb #0700e885
 def check_config(config:dict):
     "Refuse settings the server cannot run with: limits that are no positive number, an odd model name, an empty path."
     number = lambda value, *types: type(value) in types and 0 < value < math.inf  # not a bool, not NaN
@@ -79,14 +79,14 @@ def check_config(config:dict):
     check_setting(config, "PREDICTION_LOG", log is None or log is False or isinstance(log, (str, Path)) and
                   str(log).strip(), "a database URL, a SQLite file, or off")
 
-# %% ../nbs/13_app.ipynb #75adb4b6
+# %% ../nbs/13_app.ipynb #ebc9c743
 def verify_key(config:dict):
     "The public key versions must be signed with, if `VERIFY_KEY` names one; `ConfigError` if it is no such key."
     if not config["VERIFY_KEY"]: return None
     try: return load_verify_key(config["VERIFY_KEY"])
     except ModelStoreError as e: raise ConfigError(f"VERIFY_KEY (WINE_API_VERIFY_KEY): {e}") from None
 
-# %% ../nbs/13_app.ipynb #cd94f757
+# %% ../nbs/13_app.ipynb #78f485cd
 LOG_FILE = "predictions.sqlite"
 LOG_OFF = ("off", "none", "false", "no")  # PREDICTION_LOG values that turn the log off
 
@@ -102,9 +102,9 @@ def log_url(setting, model_path) -> str:
     "The prediction log's database URL from the `PREDICTION_LOG` setting; None when it is off."
     if setting is None: return f"sqlite:///{default_log_file(model_path)}"
     if setting is False or str(setting).strip().lower() in LOG_OFF: return None
-    return str(setting) if "://" in str(setting) else f"sqlite:///{Path(setting).resolve()}"
+    return database_url(setting)
 
-# %% ../nbs/13_app.ipynb #84d54471
+# %% ../nbs/13_app.ipynb #5764df27
 def open_log(config:dict) -> PredictionLog:
     "The prediction log the settings ask for (None when off); `ConfigError` when it cannot be opened."
     url = log_url(config["PREDICTION_LOG"], config["MODEL_PATH"])
@@ -116,12 +116,12 @@ def open_log(config:dict) -> PredictionLog:
         raise ConfigError(f"PREDICTION_LOG (WINE_API_PREDICTION_LOG): cannot open {redacted(url)}: {e.strerror}; "
                           "give another with --prediction-log, or turn it off") from None
 
-# %% ../nbs/13_app.ipynb #740df7b3
+# %% ../nbs/13_app.ipynb #63517bd2
 def open_paths(app:Flask) -> frozenset:
     "The paths of the routes that never need a key (the health routes)."
     return frozenset(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in ops.OPEN_ENDPOINTS)
 
-# %% ../nbs/13_app.ipynb #c290b117
+# %% ../nbs/13_app.ipynb #efb733a8
 def create_app(config:dict=None, # settings that override the defaults and the environment
               ) -> Flask:
     "The wine_api Flask app, with its model loaded and verified."

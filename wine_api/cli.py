@@ -11,7 +11,7 @@ __all__ = ['PARSER_ERRORS', 'training_notebook', 'parse_value', 'notebook_parame
            'read_rows', 'predict_here', 'format_table', 'explain', 'predict', 'read_feedback_file', 'feedback',
            'explain_items', 'format_monitoring', 'monitor', 'prediction_lineage', 'format_lineage', 'lineage']
 
-# %% ../nbs/15_cli.ipynb #39952add
+# %% ../nbs/15_cli.ipynb #16dc29a3
 import ast
 import codecs
 import csv
@@ -31,25 +31,25 @@ import orjson
 
 import wine_api
 
-# %% ../nbs/15_cli.ipynb #867c09cf
+# %% ../nbs/15_cli.ipynb #b1c49b9b
 def training_notebook() -> Path:
     "The training notebook `wine-api train` executes."
     return Path(wine_api.__file__).parent/"notebooks"/"train.ipynb"
 
-# %% ../nbs/15_cli.ipynb #0f75c068
+# %% ../nbs/15_cli.ipynb #852b39a2
 def parse_value(text:str): # a value as typed on the command line
     "`3` → 3, `0.2` → 0.2, `None` → None, `True` → True; anything else stays a string."
     try: return ast.literal_eval(text)
     except (ValueError, SyntaxError): return text
 
-# %% ../nbs/15_cli.ipynb #0e2d087f
+# %% ../nbs/15_cli.ipynb #63877859
 def notebook_parameters(path, # a notebook with a `parameters` cell
                        ) -> dict:
     "The notebook's parameters with their default values."
     import papermill
     return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(path)).items()}
 
-# %% ../nbs/15_cli.ipynb #bdae8ab9
+# %% ../nbs/15_cli.ipynb #9472873b
 def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VALUE`
                        defaults:dict, # the notebook's parameters and their defaults
                       ) -> dict:
@@ -66,18 +66,18 @@ def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VA
     check_training_params(**params, y=load_wine_data().y)
     return params
 
-# %% ../nbs/15_cli.ipynb #c6c6c474
+# %% ../nbs/15_cli.ipynb #819668a3
 class TrainingRunError(RuntimeError):
     "The training notebook raised in one of its cells."
 
-# %% ../nbs/15_cli.ipynb #f9fdc8c6
+# %% ../nbs/15_cli.ipynb #702bc23e
 def new_report_path(report_dir, # directory for executed training notebooks
                    ) -> Path:
     "A report file name unique to this run: `train-<UTC time>-<pid>.ipynb`."
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path(report_dir)/f"train-{stamp}-{os.getpid()}.ipynb"
 
-# %% ../nbs/15_cli.ipynb #0ba50f83
+# %% ../nbs/15_cli.ipynb #3a36d032
 def read_result(report:Path) -> dict:
     "The JSON the executed notebook's `result` cell displayed."
     import nbformat
@@ -86,7 +86,7 @@ def read_result(report:Path) -> dict:
     if not outputs: raise TrainingRunError(f"{report} has no result: the run did not reach its last cell")
     return outputs[-1]["application/json"]
 
-# %% ../nbs/15_cli.ipynb #3f9dd11e
+# %% ../nbs/15_cli.ipynb #aa4bfd21
 def ipc_kernel_manager():
     "A kernel manager class whose kernels talk over local Unix sockets, not TCP (no port, and no plain-text warning)."
     from jupyter_client.manager import AsyncKernelManager
@@ -97,7 +97,7 @@ def ipc_kernel_manager():
             self.ip = os.path.join(tempfile.gettempdir(), f"wine-api-kernel-{os.getpid()}-{id(self)}")
     return IPCKernelManager
 
-# %% ../nbs/15_cli.ipynb #d0b0e2fb
+# %% ../nbs/15_cli.ipynb #6073237c
 def run_training(params:dict,       # parameters to inject, `model_dir` included
                  report:Path,       # where to write the executed notebook
                  progress:bool=True, # show papermill's progress bar
@@ -117,7 +117,7 @@ def run_training(params:dict,       # parameters to inject, `model_dir` included
                                f"no model was saved.") from None
     return read_result(report)
 
-# %% ../nbs/15_cli.ipynb #7db0a40b
+# %% ../nbs/15_cli.ipynb #20ebf234
 def format_result(result:dict) -> str:
     "What a finished run says: the version, where it is, its scores, the feedback it used, how it compares."
     m = result["metrics"]
@@ -151,7 +151,7 @@ def run_notes(result:dict) -> list:
         lines.append(("Promoted: " if promotion["promoted"] else "NOT promoted: ") + promotion["reason"])
     return lines
 
-# %% ../nbs/15_cli.ipynb #e8e9303f
+# %% ../nbs/15_cli.ipynb #27d186f5
 def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a public key)
              ):
     "The key at `path`, loaded; a `BadParameter` naming the option if it is no such key."
@@ -159,13 +159,13 @@ def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a pu
     try: return (load_signing_key if kind == "signing" else load_verify_key)(path)
     except ModelStoreError as e: raise click.BadParameter(str(e), param_hint=f"'--{kind}-key'") from None
 
-# %% ../nbs/15_cli.ipynb #4e21fb5c
+# %% ../nbs/15_cli.ipynb #4c1b5994
 @click.group()
 @click.version_option(wine_api.__version__, prog_name="wine-api")
 def cli():
     "wine_api: train the wine classifier from its notebook, and serve it."
 
-# %% ../nbs/15_cli.ipynb #8e925dbe
+# %% ../nbs/15_cli.ipynb #867e12c1
 @cli.command()
 @click.option("-p", "--parameter", "overrides", nargs=2, multiple=True, metavar="NAME VALUE",
               help="Set a training parameter, e.g. -p max_depth 3 (repeatable; see --list-params).")
@@ -208,7 +208,7 @@ def train(overrides, model_dir, report_dir, current, signing_key, feedback_log, 
     attach_report(Path(result["path"]), report.read_bytes())
     click.echo(format_result(result))
 
-# %% ../nbs/15_cli.ipynb #61df853c
+# %% ../nbs/15_cli.ipynb #fa56a10d
 def check_feedback(source:str, since:str):
     "Read the feedback once before the kernel starts: a `BadParameter` naming the option if it cannot be read."
     from wine_api.errors import ConfigError
@@ -221,7 +221,7 @@ def check_feedback(source:str, since:str):
                                  f"{str(e)[:200]}", param_hint="'--feedback'") from None
     click.echo(f"Feedback: {len(rows.ids)} labelled predictions")
 
-# %% ../nbs/15_cli.ipynb #a8eaeea7
+# %% ../nbs/15_cli.ipynb #45e28031
 def format_models(models:list) -> str:
     "The store's versions as a table, the current one marked with `*`."
     lines = [f"{'':2}{'version':>7}  {'trained at':20}  {'accuracy':>8}  {'macro-F1':>8}  {'CV accuracy':>13}  params"]
@@ -238,7 +238,7 @@ def format_models(models:list) -> str:
                      + ("  (signed)" if m.get("signed") else ""))
     return "\n".join(lines)
 
-# %% ../nbs/15_cli.ipynb #add143ea
+# %% ../nbs/15_cli.ipynb #bbb2bfc3
 @cli.group(invoke_without_command=True)
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
               show_default=True, help="The model store.")
@@ -258,7 +258,7 @@ def models(ctx, model_dir, as_json, verify_key):
         )
     click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if as_json else format_models(found))
 
-# %% ../nbs/15_cli.ipynb #284f549a
+# %% ../nbs/15_cli.ipynb #7e829837
 def switch_current(model_dir:Path, change, # the store, and a function of it that switches CURRENT
                   ) -> str:
     "Run `change` on the store; what changed, or a `ClickException` saying why nothing did."
@@ -269,7 +269,7 @@ def switch_current(model_dir:Path, change, # the store, and a function of it tha
     except ModelStoreError as e: raise click.ClickException(str(e)) from None
     return f"{model_dir}: version {after} is now current (was {before})"
 
-# %% ../nbs/15_cli.ipynb #64c122cf
+# %% ../nbs/15_cli.ipynb #1d319f92
 @models.command()
 @click.argument("version", type=click.IntRange(1))
 @click.pass_obj
@@ -278,7 +278,7 @@ def promote(store, version):
     from wine_api.store import promote as promote_version
     click.echo(switch_current(store.model_dir, lambda d: promote_version(d, version, store.public_key)))
 
-# %% ../nbs/15_cli.ipynb #3eb97068
+# %% ../nbs/15_cli.ipynb #83281dba
 @models.command()
 @click.pass_obj
 def rollback(store):
@@ -286,7 +286,7 @@ def rollback(store):
     from wine_api.store import rollback as rollback_version
     click.echo(switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key)))
 
-# %% ../nbs/15_cli.ipynb #3c6580ff
+# %% ../nbs/15_cli.ipynb #2fc1cf9f
 @models.command()
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.pass_obj
@@ -308,7 +308,7 @@ def verify(store, version):
             click.echo(f"version {v}: FAILED: {e}")
     if failed: raise click.ClickException(f"{failed} of {len(versions)} versions failed verification")
 
-# %% ../nbs/15_cli.ipynb #bc816952
+# %% ../nbs/15_cli.ipynb #a0ef7e03
 @cli.command()
 @click.argument("prefix", type=click.Path(dir_okay=False, path_type=Path))
 def keygen(prefix):
@@ -324,7 +324,7 @@ def keygen(prefix):
     click.echo(f"private key: {key_path} (train with --signing-key {key_path})\n"
                f"public key:  {pub_path} (serve and promote with --verify-key {pub_path})")
 
-# %% ../nbs/15_cli.ipynb #0cfa3ea1
+# %% ../nbs/15_cli.ipynb #f7126fc4
 def use_multiprocess_metrics() -> str:
     """Point prometheus_client at a fresh directory for the workers' metrics (before it is imported); the directory we
     made, if any."""
@@ -332,7 +332,7 @@ def use_multiprocess_metrics() -> str:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wine-api-metrics-")
     return os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-# %% ../nbs/15_cli.ipynb #5340e692
+# %% ../nbs/15_cli.ipynb #7c877222
 def gunicorn_options(host:str="127.0.0.1", # interface to listen on
                      port:int=5000,        # TCP port
                      workers:int=2,        # worker processes
@@ -345,7 +345,7 @@ def gunicorn_options(host:str="127.0.0.1", # interface to listen on
             "preload_app": True, "timeout": 30, "graceful_timeout": 10, "keepalive": 5,
             "accesslog": "-" if access_log else None, "proc_name": "wine-api"}
 
-# %% ../nbs/15_cli.ipynb #c3e28e34
+# %% ../nbs/15_cli.ipynb #9ccc4259
 def json_logger_class():
     "A gunicorn logger class writing gunicorn's own lines as JSON, like the app's."
     from gunicorn.glogging import Logger
@@ -356,7 +356,7 @@ def json_logger_class():
             for handler in self.error_log.handlers + self.access_log.handlers: handler.setFormatter(JsonFormatter())
     return JsonLogger
 
-# %% ../nbs/15_cli.ipynb #d33352fd
+# %% ../nbs/15_cli.ipynb #3601df4b
 PARSER_ERRORS = {  # what gunicorn's parser refuses -> (status, code); any other refusal is a 400
     "LimitRequestLine": (414, "uri_too_long"), "LimitRequestHeaders": (431, "request_header_fields_too_large"),
     "ExpectationFailed": (417, "expectation_failed"), "ForbiddenProxyRequest": (403, "forbidden")}
@@ -393,7 +393,7 @@ def gevent_worker():
                 pass  # the client is gone; there is no one left to tell
     return WineApiGeventWorker
 
-# %% ../nbs/15_cli.ipynb #c765460a
+# %% ../nbs/15_cli.ipynb #bd63b1ac
 def check_port_free(host:str, port:int):
     "A `ClickException` now, rather than gunicorn's retries later, when `host:port` cannot be listened on."
     if port == 0: return  # the system picks a free one
@@ -405,7 +405,7 @@ def check_port_free(host:str, port:int):
         hint = "; another server is listening there: stop it or pick another --port" if e.errno == 98 else ""
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}{hint}") from None
 
-# %% ../nbs/15_cli.ipynb #71c4a35d
+# %% ../nbs/15_cli.ipynb #8702c03d
 def run_gunicorn(app, # the WSGI app, created before the workers fork
                  options:dict, # gunicorn settings
                 ):
@@ -422,7 +422,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     Server().run()
 
-# %% ../nbs/15_cli.ipynb #4607d08c
+# %% ../nbs/15_cli.ipynb #5ce878ae
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="WINE_API_HOST", show_envvar=True,
               help="Interface to listen on (0.0.0.0 for all).")
@@ -485,7 +485,7 @@ def serve(host, port, workers, connections, model_path, max_rows, max_body_bytes
     finally:  # workers leave through here too (gunicorn exits them with SystemExit); only the master cleans up
         if metrics_dir and os.getpid() == master: shutil.rmtree(metrics_dir, ignore_errors=True)
 
-# %% ../nbs/15_cli.ipynb #d73ecbe5
+# %% ../nbs/15_cli.ipynb #dfb1b13a
 def csv_number(cell:str):
     "A CSV cell as a number when it is one; else the text, for validation to name; empty is null."
     cell = cell.strip()
@@ -493,7 +493,7 @@ def csv_number(cell:str):
     try: return float(cell)
     except ValueError: return cell
 
-# %% ../nbs/15_cli.ipynb #ecc25a71
+# %% ../nbs/15_cli.ipynb #c59aaf8e
 def input_text(data:bytes) -> str:
     "The input as text: UTF-8 (with or without a byte order mark) or UTF-16 with one, as Excel saves 'Unicode text'."
     from wine_api.errors import EmptyBody, InvalidBody
@@ -508,14 +508,14 @@ def input_text(data:bytes) -> str:
     if not text.strip(): raise EmptyBody("the input is empty: give a CSV file with a header row, or JSON rows")
     return text
 
-# %% ../nbs/15_cli.ipynb #1113aa0b
+# %% ../nbs/15_cli.ipynb #7f13208f
 def csv_rows(text:str) -> list:
     "The rows of CSV text, its delimiter (comma, semicolon or tab) guessed from its start."
     try: dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error: dialect = csv.excel
     return [row for row in csv.reader(io.StringIO(text), dialect) if row]
 
-# %% ../nbs/15_cli.ipynb #bbb539ba
+# %% ../nbs/15_cli.ipynb #4fc746f2
 def read_rows(data:bytes,     # the input's bytes
               kind:str="auto", # "csv", "json", or "auto": JSON if it starts with [ or {
              ) -> dict:
@@ -530,7 +530,7 @@ def read_rows(data:bytes,     # the input's bytes
     header, *rows = csv_rows(text)
     return {"columns": [h.strip() for h in header], "data": [[csv_number(c) for c in row] for row in rows]}
 
-# %% ../nbs/15_cli.ipynb #28085629
+# %% ../nbs/15_cli.ipynb #7e3db2a9
 def predict_here(body:dict, # a `/predict` body
                  model_path=None, # model store or version directory; None for the bundled model
                 ) -> dict:
@@ -544,7 +544,7 @@ def predict_here(body:dict, # a `/predict` body
     warnings = predictor.range_warnings(X, prediction)
     return orjson.loads(PredictionRenderer(predictor).render(prediction, warnings=warnings))
 
-# %% ../nbs/15_cli.ipynb #da33192b
+# %% ../nbs/15_cli.ipynb #861fb0ae
 def format_table(answer:dict) -> str:
     "A `/predict` answer as an aligned table, one line per row."
     names = list(answer["predictions"][0]["probabilities"]) if answer["predictions"] else []
@@ -554,7 +554,7 @@ def format_table(answer:dict) -> str:
                      "  ".join(f"{p['probabilities'][n]:>8.3f}" for n in names))
     return "\n".join(lines + [f"model version {answer['model_version']}"])
 
-# %% ../nbs/15_cli.ipynb #404b2928
+# %% ../nbs/15_cli.ipynb #5e3e800d
 def explain(error) -> str:
     "A `WineApiError` or `ServerError` as lines for the terminal: the message, then each detail."
     lines = [error.message] + [
@@ -562,7 +562,7 @@ def explain(error) -> str:
     ]
     return "\n".join(lines)
 
-# %% ../nbs/15_cli.ipynb #3130b92d
+# %% ../nbs/15_cli.ipynb #f98137b7
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--url", help="Ask the server at this URL (e.g. http://127.0.0.1:5000) instead of predicting here.")
@@ -582,7 +582,7 @@ def predict(source, url, api_key, model_path, kind, output):
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(format_table(answer) if output == "table" else orjson.dumps(answer).decode())
 
-# %% ../nbs/15_cli.ipynb #3f483e3c
+# %% ../nbs/15_cli.ipynb #31fe7d1f
 def read_feedback_file(data:bytes) -> list:
     "Feedback items from CSV (`prediction_id,label` columns) or JSON; labels of digits become class indexes."
     from wine_api.errors import InvalidInput
@@ -598,7 +598,7 @@ def read_feedback_file(data:bytes) -> list:
     return [{"prediction_id": cell(row, "prediction_id"),
              "label": int(cell(row, "label")) if cell(row, "label").isdigit() else cell(row, "label")} for row in rows]
 
-# %% ../nbs/15_cli.ipynb #7035f23d
+# %% ../nbs/15_cli.ipynb #9b112a4b
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--url", default="http://127.0.0.1:5000", show_default=True, envvar="WINE_API_URL",
@@ -624,7 +624,7 @@ def explain_items(error) -> str:
     "A feedback error for the terminal: the message, then each item's problem."
     return "\n".join([error.message] + [f"  {d['message']}" for d in error.details[1:]])
 
-# %% ../nbs/15_cli.ipynb #56e2ac77
+# %% ../nbs/15_cli.ipynb #7b252ca9
 def format_monitoring(answer:dict) -> str:
     "The monitoring figures as tables: one line per version, then one per feature with each version's rates and PSI."
     fmt = lambda x, spec=".3f": "-" if x is None else format(x, spec)
@@ -642,7 +642,7 @@ def format_monitoring(answer:dict) -> str:
                                             for f in figures))
     return "\n".join(lines)
 
-# %% ../nbs/15_cli.ipynb #bd09e7a1
+# %% ../nbs/15_cli.ipynb #22775a31
 @cli.command()
 @click.option("--url", default="http://127.0.0.1:5000", show_default=True, envvar="WINE_API_URL",
               help="The server's base URL.")
@@ -659,13 +659,13 @@ def monitor(url, api_key, window, since, until, as_json):
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() if as_json else format_monitoring(answer))
 
-# %% ../nbs/15_cli.ipynb #10af668b
+# %% ../nbs/15_cli.ipynb #03835d85
 def prediction_lineage(prediction_id:str, log_url:str, model_dir:Path) -> dict:
     "One prediction, the version that made it, and where that version came from; `ClickException` when not found."
-    from wine_api.predlog import PredictionLog, redacted
+    from wine_api.predlog import PredictionLog, missing_file, redacted
     from wine_api.store import REPORT_FILE, ModelStoreError, read_manifest, version_dir
-    if log_url.startswith("sqlite:///") and not Path(log_url[len("sqlite:///"):]).is_file():
-        raise click.ClickException(f"no prediction log at {log_url[len('sqlite:///'):]}; give it with --prediction-log")
+    if missing_file(log_url):
+        raise click.ClickException(f"no prediction log at {missing_file(log_url)}; give it with --prediction-log")
     log = PredictionLog(log_url)
     try: found = log.prediction(prediction_id)
     finally: log.engine.dispose()
@@ -681,7 +681,7 @@ def prediction_lineage(prediction_id:str, log_url:str, model_dir:Path) -> dict:
         "class_names": manifest["class_names"], "params": manifest["params"], "metrics": manifest["metrics"],
         "lineage": manifest.get("lineage"), "report": str(report) if report.is_file() else None}}
 
-# %% ../nbs/15_cli.ipynb #c5b0b744
+# %% ../nbs/15_cli.ipynb #1d5c7d09
 def format_lineage(found:dict) -> str:
     "A prediction's lineage, for the terminal."
     p, m = found["prediction"], found["model"]
@@ -702,7 +702,7 @@ def format_lineage(found:dict) -> str:
               f"  report: {m['report'] or 'not kept'}"]
     return "\n".join(lines)
 
-# %% ../nbs/15_cli.ipynb #07aa31ba
+# %% ../nbs/15_cli.ipynb #066862f2
 @cli.command()
 @click.argument("prediction_id")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
