@@ -1,7 +1,7 @@
 "Fixtures only, as in Flask's tutorial: the app and its test client, a live server, real training runs (`harness.py`)."
 import pytest
 
-from harness import LiveServer, train_into
+from harness import CHROMIUM, LiveServer, train_into
 from wine_api.app import create_app
 
 
@@ -41,3 +41,25 @@ def default_run(tmp_path_factory):
     run = train_into(tmp_path_factory.mktemp("default"))
     assert run.proc.returncode == 0, run.proc.stderr
     return run
+
+
+@pytest.fixture(scope="session")
+def browser():
+    "Debian's chromium driven by Playwright (Playwright's own browser download does not work here)."
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])  # root: no sandbox
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    "A fresh tab (its own storage) that records what the browser complains about in `page.problems`."
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    tab = context.new_page()
+    tab.problems = []
+    tab.on("console", lambda m: tab.problems.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: tab.problems.append(str(e)))
+    yield tab
+    context.close()

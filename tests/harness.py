@@ -22,6 +22,8 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 WINE_API = Path(sys.executable).parent/"wine-api"  # the console script installed beside this interpreter
+CHROMIUM = "/usr/bin/chromium"  # Debian's, which scripts/test.sh installs
+SCREENSHOTS = REPO/"build"/"screenshots"  # where the browser tests leave what they saw
 
 
 def run_cli(*args, cwd, timeout=180, **kwargs):

@@ -5,12 +5,13 @@
 # %% auto #0
 __all__ = ['MAX_DETAILS', 'WineApiError', 'EmptyBody', 'InvalidJSON', 'InvalidBody', 'InvalidInput', 'TooManyRows',
            'UnsupportedMediaType', 'RequestTimeout', 'BodyTooLarge', 'ModelUnavailable', 'ModelNotFound',
-           'Unauthorized', 'InternalError', 'PredictionNotFound', 'LabelConflict', 'LogUnavailable', 'ConfigError']
+           'ReportUnavailable', 'Unauthorized', 'InternalError', 'PredictionNotFound', 'LabelConflict',
+           'LogUnavailable', 'ConfigError']
 
-# %% ../nbs/00_errors.ipynb #2160994a
+# %% ../nbs/00_errors.ipynb #5474d88f
 MAX_DETAILS = 20  # problems listed in one error; enough to fix a batch, short enough to read
 
-# %% ../nbs/00_errors.ipynb #5b877689
+# %% ../nbs/00_errors.ipynb #e0f6f80b
 class WineApiError(Exception):
     "Something to tell the caller: a stable `code`, a message, and up to `MAX_DETAILS` row/feature `details`."
     code = "bad_request"
@@ -22,7 +23,7 @@ class WineApiError(Exception):
         self.message, self.details = message, list(details or [])[:MAX_DETAILS]
         if code is not None: self.code = code
 
-# %% ../nbs/00_errors.ipynb #b9eeb802
+# %% ../nbs/00_errors.ipynb #0a73f01a
 class EmptyBody(WineApiError): code = "empty_body"
 class InvalidJSON(WineApiError): code = "invalid_json"
 class InvalidBody(WineApiError): code = "invalid_body"   # broken framing: a bad Content-Length, a body cut short
@@ -31,23 +32,24 @@ class TooManyRows(WineApiError): code = "too_many_rows"
 class UnsupportedMediaType(WineApiError): code = "unsupported_media_type"
 class RequestTimeout(WineApiError): code = "request_timeout"
 
-# %% ../nbs/00_errors.ipynb #4e33d538
+# %% ../nbs/00_errors.ipynb #2b5e3712
 class BodyTooLarge(WineApiError):
     "A request body beyond the configured limit (after decompression too)."
     code = "request_entity_too_large"
     def __init__(self, limit:int): super().__init__(f"the request body is larger than the limit of {limit} bytes")
 
-# %% ../nbs/00_errors.ipynb #784ce09f
+# %% ../nbs/00_errors.ipynb #934bf7d3
 class ModelUnavailable(WineApiError): code = "model_unavailable"
 class ModelNotFound(WineApiError): code = "model_not_found"
+class ReportUnavailable(WineApiError): code = "report_unavailable"  # a version without a readable report
 class Unauthorized(WineApiError): code = "unauthorized"
 class InternalError(WineApiError): code = "internal_error"
 
-# %% ../nbs/00_errors.ipynb #ce784933
+# %% ../nbs/00_errors.ipynb #2eb398d3
 class PredictionNotFound(WineApiError): code = "prediction_not_found"
 class LabelConflict(WineApiError): code = "label_conflict"
 class LogUnavailable(WineApiError): code = "prediction_log_unavailable"
 
-# %% ../nbs/00_errors.ipynb #a31fa1af
+# %% ../nbs/00_errors.ipynb #f66a5e1a
 class ConfigError(ValueError):
     "A setting the server cannot run with safely: it refuses to start rather than guess."

@@ -11,7 +11,7 @@ __all__ = ['OPEN_ENDPOINTS', 'API_KEY', 'MAX_KEY_FILE', 'MAX_LINE', 'TAIL_FIELDS
            'report_model_version', 'monitoring_figures', 'MonitoringCollector', 'monitoring_registry', 'metrics',
            'log_fields', 'count_request', 'finish_request']
 
-# %% ../nbs/12_ops.ipynb #5c957993
+# %% ../nbs/12_ops.ipynb #493c5f98
 import hashlib
 import hmac
 import logging
@@ -35,7 +35,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
 from .errors import ConfigError, LogUnavailable, Unauthorized
 from .web import app_state, current_record
 
-# %% ../nbs/12_ops.ipynb #56eaec23
+# %% ../nbs/12_ops.ipynb #0429e2b6
 OPEN_ENDPOINTS = {"wine_api.health", "wine_api.ready", "v2.v2_live", "v2.v2_ready"}  # health routes, never behind a key
 
 API_KEY = re.compile(r"[\x21-\x7e]{16,512}")  # printable ASCII without spaces, as a bearer token is sent
@@ -47,7 +47,7 @@ def listed_keys(keys) -> list:
     if isinstance(keys, (list, tuple)) and all(isinstance(k, str) for k in keys): return list(keys)
     raise ConfigError(f"API_KEYS (WINE_API_API_KEYS) must be keys separated by commas; got {str(keys)[:20]!r}")
 
-# %% ../nbs/12_ops.ipynb #64b8e343
+# %% ../nbs/12_ops.ipynb #cac8401f
 def key_file_lines(path) -> list:
     "The keys in a key file: one per line, blank lines and `#` comments skipped; only a small, regular UTF-8 file."
     try:
@@ -60,7 +60,7 @@ def key_file_lines(path) -> list:
     except UnicodeDecodeError: raise ConfigError(f"the API key file {path} is not UTF-8 text") from None
     return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
 
-# %% ../nbs/12_ops.ipynb #44e10c2a
+# %% ../nbs/12_ops.ipynb #506feff6
 def configured_keys(keys=None,    # keys: a list, or one comma-separated string; None when not asked for
                     key_file=None, # a file with one key per line (blank lines and `#` comments skipped)
                    ) -> list:
@@ -79,7 +79,7 @@ def configured_keys(keys=None,    # keys: a list, or one comma-separated string;
             )
     return found
 
-# %% ../nbs/12_ops.ipynb #ba0010f3
+# %% ../nbs/12_ops.ipynb #ff33f2ef
 class ApiKeys:
     "The accepted API keys, held as SHA-256 digests and checked in constant time."
     def __init__(self, keys:list): self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
@@ -91,22 +91,23 @@ class ApiKeys:
         for accepted in self.digests: found |= hmac.compare_digest(accepted, digest)
         return found
 
-# %% ../nbs/12_ops.ipynb #c044a7aa
+# %% ../nbs/12_ops.ipynb #ca1f97c5
 def bearer_token(authorization:str) -> str:
     "The token of an `Authorization: Bearer <token>` header, or None."
     scheme, _, token = authorization.strip().partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
-# %% ../nbs/12_ops.ipynb #80d606fe
+# %% ../nbs/12_ops.ipynb #7e4937ab
 def require_api_key():
-    "Refuse a request that lacks a valid key, when keys are configured (health routes stay open)."
-    keys = app_state().keys
-    if not keys or request.endpoint in OPEN_ENDPOINTS: return
+    "Refuse a request that lacks a valid key, when keys are configured (the app's open endpoints excepted)."
+    state = app_state()
+    keys = state.keys
+    if not keys or request.endpoint in state.open_endpoints: return
     token = bearer_token(request.headers.get("Authorization", ""))
     if token is None: raise Unauthorized("this server needs an API key: send the header 'Authorization: Bearer <key>'")
     if not keys.accepts(token): raise Unauthorized("the API key is not valid")
 
-# %% ../nbs/12_ops.ipynb #f8346274
+# %% ../nbs/12_ops.ipynb #ff0466e0
 MAX_LINE = 4000  # bytes in one log line: below PIPE_BUF (4096), so one write of it to a pipe is never split
 TAIL_FIELDS = {"exception"}  # fields whose end matters most
 
@@ -115,7 +116,7 @@ def cut(text:str, keep:int, tail:bool=False) -> str:
     if len(text) <= keep: return text
     return "…" + text[-keep:] if tail else text[:keep] + "…"
 
-# %% ../nbs/12_ops.ipynb #884bdf0a
+# %% ../nbs/12_ops.ipynb #b0672e20
 def fit_line(record:dict, limit:int=MAX_LINE) -> bytes:
     "`record` as one JSON line of at most `limit` bytes: its longest text fields cut until it fits."
     line = orjson.dumps(record) + b"\n"
@@ -126,7 +127,7 @@ def fit_line(record:dict, limit:int=MAX_LINE) -> bytes:
         line = orjson.dumps(record) + b"\n"
     return line
 
-# %% ../nbs/12_ops.ipynb #190194fd
+# %% ../nbs/12_ops.ipynb #f6a7c77f
 def json_line(level:str, logger:str, message:str, # what every line says
               created:float=None, # when, in seconds since the epoch; now by default
               **fields) -> bytes:
@@ -135,7 +136,7 @@ def json_line(level:str, logger:str, message:str, # what every line says
     return fit_line({"time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": level,
                      "logger": logger, "pid": os.getpid(), "message": message, **fields})
 
-# %% ../nbs/12_ops.ipynb #6154b9ad
+# %% ../nbs/12_ops.ipynb #5d8e9797
 class RequestLog:
     """Writes one JSON line per request: to a file descriptor with one `os.write` per line (so the workers' lines never
     interleave and none waits in a buffer), or to a text stream, or nowhere until `configure_logging` says where."""
@@ -153,7 +154,7 @@ class RequestLog:
         if self.fd is not None: os.write(self.fd, line)
         elif self.stream is not None: self.stream.write(line.decode())
 
-# %% ../nbs/12_ops.ipynb #72f30ca2
+# %% ../nbs/12_ops.ipynb #ca0f70bc
 request_log = RequestLog()
 
 class JsonFormatter(logging.Formatter):
@@ -164,7 +165,7 @@ class JsonFormatter(logging.Formatter):
             json_line(record.levelname, record.name, record.getMessage(), record.created, **extra).decode().rstrip("\n")
         )
 
-# %% ../nbs/12_ops.ipynb #0819e4e5
+# %% ../nbs/12_ops.ipynb #199b3faa
 class JsonLineHandler(logging.Handler):
     "Writes log records as JSON lines the way request lines are written: one write each, to the same place."
     def __init__(self, log:"RequestLog"):
@@ -175,7 +176,7 @@ class JsonLineHandler(logging.Handler):
         try: self.log.write_line(self.format(record).encode() + b"\n")
         except Exception: self.handleError(record)
 
-# %% ../nbs/12_ops.ipynb #d5d13bc9
+# %% ../nbs/12_ops.ipynb #79d8fa21
 def configure_logging(stream=None, # where the lines go; standard error by default
                       level=logging.INFO):
     "Send the `wine_api` loggers' records and the request lines to `stream` as JSON lines (what `wine-api serve` does)."
@@ -188,7 +189,7 @@ def configure_logging(stream=None, # where the lines go; standard error by defau
     logger.propagate = False
     request_log.fd, request_log.stream = (fd, stream) if level <= logging.INFO else (None, None)
 
-# %% ../nbs/12_ops.ipynb #ab63b08a
+# %% ../nbs/12_ops.ipynb #9f51fdd8
 METRICS = CollectorRegistry()  # this module's own registry, so that importing it twice never registers a metric twice
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REQUESTS = Counter(
@@ -221,12 +222,12 @@ def metrics_registry() -> CollectorRegistry:
     multiprocess.MultiProcessCollector(registry)
     return registry
 
-# %% ../nbs/12_ops.ipynb #2197b21a
+# %% ../nbs/12_ops.ipynb #06c7d434
 def mark_worker_dead(server, worker):
     "gunicorn's `child_exit` hook: a dead worker's gauges no longer count."
     multiprocess.mark_process_dead(worker.pid)
 
-# %% ../nbs/12_ops.ipynb #887c371a
+# %% ../nbs/12_ops.ipynb #36bdc916
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})  # any other method counts as "OTHER"
 
 _children = {}  # labelled metrics, looked up once per process: `labels()` costs more than the count itself
@@ -236,7 +237,7 @@ def child(metric, *labels):
     if key not in _children: _children[key] = metric.labels(*labels)
     return _children[key]
 
-# %% ../nbs/12_ops.ipynb #0b866803
+# %% ../nbs/12_ops.ipynb #52a443cf
 def count_prediction(prediction, # what the request predicted
                      predictor,  # the predictor that did: its class and feature names
                     ):
@@ -250,13 +251,13 @@ def count_prediction(prediction, # what the request predicted
     for name, count in zip(class_names, np.bincount(classes, minlength=len(class_names)).tolist()):
         if count: child(PREDICTIONS, name).inc(count)
 
-# %% ../nbs/12_ops.ipynb #c9ce1ee1
+# %% ../nbs/12_ops.ipynb #7dc05591
 _served_version = [None]  # what this process last reported in MODEL_VERSION
 def report_model_version(version:int):
     "Set the model version gauge when this process's version changes."
     if version != _served_version[0]: MODEL_VERSION.set(version); _served_version[0] = version
 
-# %% ../nbs/12_ops.ipynb #a78c799f
+# %% ../nbs/12_ops.ipynb #93e43263
 MONITORING_WINDOW = 24 * 3600.0  # seconds of predictions the gauges cover
 MONITORING_EVERY = 60.0  # seconds between two reads of the log by one worker
 _monitoring = {}  # log -> (when read, figures), this process's cache
@@ -299,7 +300,7 @@ def monitoring_registry(log, slot) -> CollectorRegistry:
     except LogUnavailable: pass
     return registry
 
-# %% ../nbs/12_ops.ipynb #a75318fa
+# %% ../nbs/12_ops.ipynb #0a9af602
 bp = Blueprint("ops", __name__)
 
 @bp.get("/metrics")
@@ -309,7 +310,7 @@ def metrics():
     monitoring = generate_latest(monitoring_registry(state.log, state.slot)) if state.log else b""
     return Response(generate_latest(metrics_registry()) + monitoring, content_type=CONTENT_TYPE_LATEST)
 
-# %% ../nbs/12_ops.ipynb #a1b79a56
+# %% ../nbs/12_ops.ipynb #e327a539
 def log_fields(record, # the request's `RequestRecord`
                method:str, path:str, status:int, duration:float) -> dict:
     "The request's log line: id, method, path, status, duration, and what the record says it did."
@@ -320,7 +321,7 @@ def log_fields(record, # the request's `RequestRecord`
     if record.error_code is not None: fields["error"] = record.error_code
     return fields
 
-# %% ../nbs/12_ops.ipynb #3eaecdc9
+# %% ../nbs/12_ops.ipynb #8b3548cc
 def count_request(record, route:str, method:str, status:int, duration:float):
     "Count the request in the metrics: its route, method and status, its time, its rows, its error."
     child(REQUESTS, route, method if method in METHODS else "OTHER", str(status)).inc()
@@ -329,7 +330,7 @@ def count_request(record, route:str, method:str, status:int, duration:float):
     if record.prediction is not None: count_prediction(record.prediction, record.predictor)
     if record.error_code is not None: child(ERRORS, record.error_code).inc()
 
-# %% ../nbs/12_ops.ipynb #330476fc
+# %% ../nbs/12_ops.ipynb #2c90c440
 def finish_request(response:Response) -> Response:
     "Count the request, log it, and return its id (and, on a 401, how to authenticate): an `after_request` hook."
     req, record = request._get_current_object(), current_record()  # once, not through the proxies each time

@@ -8,7 +8,7 @@ __all__ = ['TRAINING_PARAMS', 'TrainingParameterError', 'make_tree', 'check_spli
            'plot_feature_importances', 'training_features', 'read_feedback', 'feedback_frame', 'rows_digest',
            'feedback_summary', 'promotion_decision', 'plot_confusion_matrices']
 
-# %% ../nbs/04_train.ipynb #976c76b6
+# %% ../nbs/04_train.ipynb #28cdc5ff
 import hashlib
 from datetime import datetime, timezone
 
@@ -23,13 +23,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 from .data import WineData, feature_schema
 from .predlog import LabelledRows, PredictionLog, database_url, drift_bins, missing_file, redacted
 
-# %% ../nbs/04_train.ipynb #fd82f973
+# %% ../nbs/04_train.ipynb #53a3d0e5
 TRAINING_PARAMS = ("random_state", "max_depth", "min_samples_leaf", "criterion", "test_size", "cv_folds")
 
 class TrainingParameterError(ValueError):
     "A training parameter has a wrong type or value."
 
-# %% ../nbs/04_train.ipynb #bb470f1b
+# %% ../nbs/04_train.ipynb #189d31e6
 def make_tree(random_state=42,      # seed for the tree's tie-breaking between equally good splits
               max_depth=None,       # deepest split allowed; None grows until the leaves are pure
               min_samples_leaf=1,   # fewest training rows a leaf may hold
@@ -42,10 +42,10 @@ def make_tree(random_state=42,      # seed for the tree's tie-breaking between e
     except InvalidParameterError as e: raise TrainingParameterError(str(e)) from None
     return tree
 
-# %% ../nbs/04_train.ipynb #17620062
+# %% ../nbs/04_train.ipynb #496a23ee
 def _is_number(x) -> bool: return isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_))
 
-# %% ../nbs/04_train.ipynb #d489236b
+# %% ../nbs/04_train.ipynb #ce55a111
 def check_split_params(test_size=0.2, # share of rows held out for the final scores
                        cv_folds=5,    # stratified folds for cross-validation
                        y=None,        # the classes of the data set, to check the split against
@@ -68,7 +68,7 @@ def check_split_params(test_size=0.2, # share of rows held out for the final sco
             f"use at most {fewest} folds"
         )
 
-# %% ../nbs/04_train.ipynb #e73ed9ea
+# %% ../nbs/04_train.ipynb #61642376
 def check_training_params(random_state, max_depth, min_samples_leaf, criterion, test_size, cv_folds,
                           y=None, # the classes of the data set, to check the split against
                          ) -> DecisionTreeClassifier:
@@ -76,7 +76,7 @@ def check_training_params(random_state, max_depth, min_samples_leaf, criterion, 
     check_split_params(test_size, cv_folds, y, random_state)
     return make_tree(random_state, max_depth, min_samples_leaf, criterion)
 
-# %% ../nbs/04_train.ipynb #5c42b872
+# %% ../nbs/04_train.ipynb #1708579a
 def split_data(wine:WineData,   # the data set
                test_size=0.2,   # share of rows held out
                random_state=42, # seed of the shuffle
@@ -84,12 +84,12 @@ def split_data(wine:WineData,   # the data set
     "Stratified `X_train, X_test, y_train, y_test` (DataFrames and Series)."
     return train_test_split(wine.X, wine.y, test_size=test_size, stratify=wine.y, random_state=random_state)
 
-# %% ../nbs/04_train.ipynb #38f44b2a
+# %% ../nbs/04_train.ipynb #cf4483cf
 def as_model_input(X) -> np.ndarray:
     "Features as the C-ordered float32 array the tree computes on."
     return np.ascontiguousarray(X, dtype=np.float32)
 
-# %% ../nbs/04_train.ipynb #3e76813a
+# %% ../nbs/04_train.ipynb #7e3800fa
 def cross_validate_tree(tree:DecisionTreeClassifier, # an unfitted tree
                         X, y,                        # training features and classes
                         cv_folds=5,                  # number of stratified folds
@@ -106,7 +106,7 @@ def cross_validate_tree(tree:DecisionTreeClassifier, # an unfitted tree
         "cv_f1_macro_std": float(scores["test_f1_macro"].std()),
     }
 
-# %% ../nbs/04_train.ipynb #9cee2eef
+# %% ../nbs/04_train.ipynb #6728118a
 def evaluate(tree:DecisionTreeClassifier, # a fitted tree
              X, y,                        # held-out features and classes
             ) -> dict:
@@ -115,7 +115,7 @@ def evaluate(tree:DecisionTreeClassifier, # a fitted tree
     return {"test_rows": len(y), "test_accuracy": float(accuracy_score(y, predicted)),
             "test_f1_macro": float(f1_score(y, predicted, average="macro"))}
 
-# %% ../nbs/04_train.ipynb #da9e7b24
+# %% ../nbs/04_train.ipynb #f38b02f3
 def degenerate_reason(metrics:dict,       # the run's metrics: `tree_leaves` and `test_accuracy`
                       majority_share:float, # share of the largest class among the held-out rows
                      ) -> str:
@@ -126,7 +126,7 @@ def degenerate_reason(metrics:dict,       # the run's metrics: `tree_leaves` and
         return (f"its held-out accuracy {metrics['test_accuracy']:.3f} is no better than always answering the largest "
                 f"class ({majority_share:.3f})")
 
-# %% ../nbs/04_train.ipynb #62f81404
+# %% ../nbs/04_train.ipynb #682dfe1f
 def plot_confusion_matrix(tree, X, y, class_names:list): # class names in label order
     "Held-out confusion matrix: rows are true classes, columns predicted ones."
     display = ConfusionMatrixDisplay.from_predictions(y, tree.predict(X), display_labels=class_names, cmap="Blues",
@@ -134,7 +134,7 @@ def plot_confusion_matrix(tree, X, y, class_names:list): # class names in label 
     display.ax_.set_title("Confusion matrix (held-out rows)")
     return display.figure_
 
-# %% ../nbs/04_train.ipynb #2e3a7372
+# %% ../nbs/04_train.ipynb #1016f370
 def plot_feature_importances(tree, feature_names:list): # feature names in model order
     "Each feature's share of the tree's impurity reduction."
     importances = pd.Series(tree.feature_importances_, index=feature_names).sort_values()
@@ -143,12 +143,12 @@ def plot_feature_importances(tree, feature_names:list): # feature names in model
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_train.ipynb #39f22fac
+# %% ../nbs/04_train.ipynb #34089cf0
 def training_features(X:pd.DataFrame) -> list:
     "The manifest's features for training rows `X`: name, min, max, deciles and the share of rows between them."
     return [{**feature, **drift_bins(X[feature["name"]].to_numpy())} for feature in feature_schema(X)]
 
-# %% ../nbs/04_train.ipynb #814c686b
+# %% ../nbs/04_train.ipynb #21e11b81
 def read_feedback(source:str,  # the prediction log: a database URL, or a SQLite file
                   since:str=None, # only predictions made from then on (ISO 8601)
                  ) -> LabelledRows:
@@ -163,7 +163,7 @@ def read_feedback(source:str,  # the prediction log: a database URL, or a SQLite
     try: return log.labelled_rows(start)
     finally: log.engine.dispose()
 
-# %% ../nbs/04_train.ipynb #089bd79d
+# %% ../nbs/04_train.ipynb #d13c2c37
 def feedback_frame(rows:LabelledRows, feature_names:list) -> tuple:
     "The labelled rows as training data: `X` (a DataFrame with the features' names) and `y` (a Series), ids as index."
     X = pd.DataFrame(rows.inputs.astype(np.float64), columns=feature_names, index=pd.Index(rows.ids, name="id"))
@@ -184,7 +184,7 @@ def feedback_summary(rows:LabelledRows, class_names:list, source:str=None, since
             "first_id": rows.ids[0] if rows.ids else None, "last_id": rows.ids[-1] if rows.ids else None,
             "sha256": hashlib.sha256(lines).hexdigest()}
 
-# %% ../nbs/04_train.ipynb #bbe03212
+# %% ../nbs/04_train.ipynb #8fa24fc4
 def promotion_decision(new:dict,     # the new version's held-out `test_accuracy` and `test_f1_macro`
                        current:dict, # the same of the current version; None when there is none
                       ) -> tuple:
@@ -197,7 +197,7 @@ def promotion_decision(new:dict,     # the new version's held-out `test_accuracy
              for key, name in (("test_accuracy", "accuracy"), ("test_f1_macro", "macro-F1"))]
     return True, f"not worse on the held-out rows: {', '.join(pairs)}"
 
-# %% ../nbs/04_train.ipynb #6f95ef0f
+# %% ../nbs/04_train.ipynb #2c6f7aa5
 def plot_confusion_matrices(models:dict, # title -> fitted model, e.g. {"current (version 3)": ..., "new": ...}
                             X, y, class_names:list):
     "Held-out confusion matrices side by side: the same rows, before and after."

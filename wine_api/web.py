@@ -9,7 +9,7 @@ __all__ = ['REQUEST_ID', 'RECORD', 'REST_STATUS', 'REST_ERRORS', 'AppState', 'ap
            'error_form', 'error_response', 'http_error_response', 'unexpected_error_response',
            'register_error_handlers']
 
-# %% ../nbs/08_web.ipynb #fbf3341f
+# %% ../nbs/08_web.ipynb #f6155751
 import os
 import re
 import sys
@@ -24,34 +24,36 @@ from werkzeug.exceptions import HTTPException
 
 from .errors import (BodyTooLarge, EmptyBody, InternalError, InvalidBody, InvalidInput, InvalidJSON,
                              LabelConflict, LogUnavailable, ModelNotFound, ModelUnavailable, PredictionNotFound,
-                             RequestTimeout, TooManyRows, Unauthorized, UnsupportedMediaType, WineApiError)
+                             ReportUnavailable, RequestTimeout, TooManyRows, Unauthorized, UnsupportedMediaType,
+                             WineApiError)
 from .predict import Body, Prediction, Predictor, ascii_digits, decode_json, shown
 from .predlog import LoggedBatch, PredictionLog, new_batch_id
 from .serving import ModelSlot, ServedModel
 
-# %% ../nbs/08_web.ipynb #1a75a045
+# %% ../nbs/08_web.ipynb #924e191c
 @dataclass
 class AppState:
     "What an app holds for all its requests: one object, under one key."
     slot: ModelSlot                 # the served model, followed as the store changes
     keys: object = None             # the accepted API keys (`ops.ApiKeys`); empty: no key needed
     error_forms: dict = field(default_factory=dict)  # path prefix -> the `ErrorForm` of the protocol served there
+    open_endpoints: frozenset = frozenset()  # endpoints that never need a key: health routes, pages
     open_paths: frozenset = frozenset()  # routes that never need a key (for the OpenAPI document)
     log: PredictionLog = None       # the prediction log; None when the server keeps none
 
-# %% ../nbs/08_web.ipynb #c293e78e
+# %% ../nbs/08_web.ipynb #3a3c8f04
 def app_state(app:Flask=None) -> AppState:
     "The state of `app`, or of the app handling the current request."
     return (app or current_app).extensions["wine_api"]
 
-# %% ../nbs/08_web.ipynb #d83e463d
+# %% ../nbs/08_web.ipynb #6771bcc1
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a caller's X-Request-ID may hold to be kept as is
 
 def request_id(incoming:str) -> str:
     "The caller's request id if it is a sane token, else a new random one (128 bits, as a UUID4 has)."
     return incoming if incoming and REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
 
-# %% ../nbs/08_web.ipynb #d0e7b517
+# %% ../nbs/08_web.ipynb #d748856b
 @dataclass
 class RequestRecord:
     "What one request did, for its log line and the metrics: written by the routes, read when it ends."
@@ -65,27 +67,27 @@ class RequestRecord:
 
 RECORD = "wine_api.record"  # the record's key in the request's WSGI environment
 
-# %% ../nbs/08_web.ipynb #2cf29306
+# %% ../nbs/08_web.ipynb #04211ca0
 def start_record():
     "Open the current request's record (a `before_request` hook, the first)."
     environ = request.environ
     environ[RECORD] = RequestRecord(request_id(environ.get("HTTP_X_REQUEST_ID")), time.perf_counter())
 
-# %% ../nbs/08_web.ipynb #4f05d6d2
+# %% ../nbs/08_web.ipynb #97ba0bd0
 def current_record() -> RequestRecord:
     "The current request's record (opened now if no hook did, as for an error raised before the hooks ran)."
     environ = request.environ
     if RECORD not in environ: start_record()
     return environ[RECORD]
 
-# %% ../nbs/08_web.ipynb #fe23ca9e
+# %% ../nbs/08_web.ipynb #86f83c84
 def served_model() -> ServedModel:
     "The model answering this request, its version noted in the record; `ModelUnavailable` when none is loaded."
     model = app_state().slot.current()
     current_record().model_version = model.ready().version
     return model
 
-# %% ../nbs/08_web.ipynb #2ee642a1
+# %% ../nbs/08_web.ipynb #d0e1dd9b
 def record_prediction(predictor:Predictor, # the predictor `served_model` gave
                       X:np.ndarray,        # its validated input
                      ) -> Prediction:
@@ -100,7 +102,7 @@ def record_prediction(predictor:Predictor, # the predictor `served_model` gave
                             record.prediction.classes, record.prediction.probabilities, record.prediction.leaves))
     return record.prediction
 
-# %% ../nbs/08_web.ipynb #b0ea081f
+# %% ../nbs/08_web.ipynb #f171eae6
 def name_the_answer(response:Response) -> Response:
     """Every answer given by a model names its version in `X-Model-Version`, and a logged prediction its batch in
     `X-Prediction-Batch` (an `after_request` hook)."""
@@ -109,13 +111,13 @@ def name_the_answer(response:Response) -> Response:
     if record.batch_id is not None: response.headers["X-Prediction-Batch"] = record.batch_id
     return response
 
-# %% ../nbs/08_web.ipynb #76556c02
+# %% ../nbs/08_web.ipynb #7fdd0b56
 def gevent_patched() -> bool:
     "Whether this process runs on gevent's cooperative sockets (a `wine-api serve` worker)."
     monkey = sys.modules.get("gevent.monkey")
     return monkey is not None and monkey.is_module_patched("socket")
 
-# %% ../nbs/08_web.ipynb #ba9e3e7c
+# %% ../nbs/08_web.ipynb #ca35b9d7
 @contextmanager
 def read_deadline(seconds:float): # most time the body may take to arrive
     "`RequestTimeout` if the block takes longer than `seconds`; enforced on gevent workers, where a body is awaited."
@@ -123,7 +125,7 @@ def read_deadline(seconds:float): # most time the body may take to arrive
     from gevent import Timeout
     with Timeout(seconds, RequestTimeout(f"the request body took longer than {seconds:g} s to arrive")): yield
 
-# %% ../nbs/08_web.ipynb #192689e4
+# %% ../nbs/08_web.ipynb #a0f3fae1
 def read_stream(stream, # a WSGI input
                 most:int, # bytes to read at most
                ) -> bytes:
@@ -138,7 +140,7 @@ def read_stream(stream, # a WSGI input
         raise InvalidBody(f"the request body could not be read: {type(e).__name__}") from None
     return b"".join(chunks)
 
-# %% ../nbs/08_web.ipynb #4b033441
+# %% ../nbs/08_web.ipynb #be4c1b7b
 def read_body(environ:dict, # the WSGI environment of the request
               limit:int,    # most bytes accepted (`MAX_CONTENT_LENGTH`)
               timeout:float=10.0, # most seconds the body may take to arrive
@@ -153,7 +155,7 @@ def read_body(environ:dict, # the WSGI environment of the request
     if length and len(body) < int(length): raise InvalidBody(f"the body ended after {len(body)} of its {length} bytes")
     return body
 
-# %% ../nbs/08_web.ipynb #8f5d4b99
+# %% ../nbs/08_web.ipynb #9d20ba91
 def json_body() -> Body:
     "The request's JSON body, within the app's limits; 415 unless it is sent as `application/json`."
     environ, config = request.environ, current_app.config
@@ -163,18 +165,19 @@ def json_body() -> Body:
                                    f"got {shown(mimetype) if mimetype else 'no Content-Type'}")
     return decode_json(read_body(environ, config["MAX_CONTENT_LENGTH"], config["BODY_TIMEOUT"]))
 
-# %% ../nbs/08_web.ipynb #2a833be3
+# %% ../nbs/08_web.ipynb #f769774b
 def json_response(payload, # anything orjson can write, numpy arrays included
                   status:int=200) -> Response:
     "A JSON response written by orjson."
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(body, status=status, mimetype="application/json")
 
-# %% ../nbs/08_web.ipynb #804a644e
+# %% ../nbs/08_web.ipynb #c1b8603e
 REST_STATUS = {  # the REST API's status for each error
     WineApiError: 400, EmptyBody: 400, InvalidJSON: 400, InvalidBody: 400, InvalidInput: 422, TooManyRows: 413,
     BodyTooLarge: 413, UnsupportedMediaType: 415, RequestTimeout: 408, Unauthorized: 401, ModelNotFound: 404,
-    ModelUnavailable: 503, InternalError: 500, PredictionNotFound: 404, LabelConflict: 409, LogUnavailable: 503}
+    ModelUnavailable: 503, InternalError: 500, PredictionNotFound: 404, LabelConflict: 409, LogUnavailable: 503,
+    ReportUnavailable: 404}
 
 def error_body(code:str,         # stable machine-readable code, e.g. `invalid_input`
                message:str,      # what was wrong and how to fix it
@@ -183,7 +186,7 @@ def error_body(code:str,         # stable machine-readable code, e.g. `invalid_i
     "The REST API's one error shape: `{\"error\": {\"code\", \"message\", \"details\"}}`."
     return {"error": {"code": code, "message": message, "details": details or []}}
 
-# %% ../nbs/08_web.ipynb #8ee6dd29
+# %% ../nbs/08_web.ipynb #46a948fe
 @dataclass(frozen=True)
 class ErrorForm:
     "How one protocol answers errors: its status table, and the body it writes."
@@ -196,14 +199,14 @@ class ErrorForm:
 
 REST_ERRORS = ErrorForm(REST_STATUS, lambda e: error_body(e.code, e.message, e.details))
 
-# %% ../nbs/08_web.ipynb #f1ad6e66
+# %% ../nbs/08_web.ipynb #4b4f5371
 def error_form(path:str) -> ErrorForm:
     "The error form of the protocol serving `path`: the REST one unless a protocol's prefix claims it."
     for prefix, form in app_state().error_forms.items():
         if path == prefix or path.startswith(prefix + "/"): return form
     return REST_ERRORS
 
-# %% ../nbs/08_web.ipynb #86f048b1
+# %% ../nbs/08_web.ipynb #6f3eec90
 def error_response(e:WineApiError, # the error to answer
                    status:int=None, # the status when the edge already chose it (werkzeug's 404, 405)
                   ) -> Response:
@@ -212,7 +215,7 @@ def error_response(e:WineApiError, # the error to answer
     form = error_form(request.path)
     return json_response(form.body(e), status or form.status(e))
 
-# %% ../nbs/08_web.ipynb #fd3f95cb
+# %% ../nbs/08_web.ipynb #02d103e4
 def http_error_response(e:HTTPException) -> Response:
     "A werkzeug HTTP error in the protocol's JSON form, keeping its status and headers."
     error = WineApiError(e.description, code=e.name.lower().replace(" ", "_"))
@@ -221,13 +224,13 @@ def http_error_response(e:HTTPException) -> Response:
         if name.lower() != "content-type": response.headers[name] = value
     return response
 
-# %% ../nbs/08_web.ipynb #6f4651d3
+# %% ../nbs/08_web.ipynb #ccf41c69
 def unexpected_error_response(e:Exception) -> Response:
     "Any other exception: logged with its traceback, answered with a 500 that reveals nothing."
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(InternalError("the server failed to handle this request; the error has been logged"))
 
-# %% ../nbs/08_web.ipynb #ec79882e
+# %% ../nbs/08_web.ipynb #c2f45d67
 def register_error_handlers(app:Flask):
     "Answer every error on `app` through `error_response`."
     app.register_error_handler(WineApiError, error_response)
