@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Set up everything the tests need, then run them all: the system packages the container tests use (podman, buildah,
-# runc, mmdebstrap) and the prediction log's (postgresql), installed with apt-get when missing; a virtualenv with the
+# runc, mmdebstrap), the prediction log's (postgresql) and the browser tests' (Debian's chromium, which Playwright
+# drives: its own browser download does not work everywhere), installed with apt-get when missing; a virtualenv with the
 # package and its dev tools; the notebooks' own test cells; then pytest (arguments are passed to it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in podman buildah runc mmdebstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in podman buildah runc mmdebstrap chromium; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || command -v pg_ctl >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=$([ "$(id -u)" = 0 ] || echo sudo)

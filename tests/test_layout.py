@@ -43,7 +43,7 @@ def test_a_module_imports_only_chapters_before_its_own(module):
 
 
 def test_the_layout_has_every_floor():
-    assert set(NO_WEB) | {"web", "openapi", "api", "v2", "ops", "app", "client", "cli"} == set(MODULES)
+    assert set(NO_WEB) | {"web", "openapi", "api", "v2", "ops", "page", "app", "client", "cli"} == set(MODULES)
 
 
 @pytest.mark.parametrize("module", NO_WEB)
@@ -75,3 +75,23 @@ def test_no_code_line_in_a_notebook_is_over_120_characters():
             for cell in json.loads(notebook.read_text())["cells"] if cell["cell_type"] == "code"
             for line in "".join(cell["source"]).splitlines() if len(line) > 120]
     assert long == []
+
+
+def test_the_chapters_are_committed_without_outputs():
+    "What JupyterLab's pre-save clean (scripts/jupyter) guarantees; only index.ipynb keeps outputs, for README.md."
+    executed = [(notebook.name, i) for notebook in sorted((REPO/"nbs").glob("*.ipynb")) if notebook.name != "index.ipynb"
+                for i, cell in enumerate(json.loads(notebook.read_text())["cells"])
+                if cell.get("outputs") or cell.get("execution_count") is not None]
+    assert executed == []
+
+
+def test_the_page_assets_ship_in_the_package():
+    "Every file the templates and scripts name is in the package data, and nothing is fetched from elsewhere."
+    assets = {p.name for p in (PACKAGE/"static").iterdir()}
+    named = set()
+    for template in (PACKAGE/"templates").glob("*.html"):
+        text = template.read_text()
+        named |= set(re.findall(r"filename='([^']+)'", text))
+        assert not re.search(r"(src|href)=\"(https?:)?//", text), template.name
+    assert named and named <= assets, named - assets
+    assert "templates/*.html static/*" in (REPO/"settings.ini").read_text()

@@ -256,3 +256,44 @@ def test_the_card_follows_the_version_the_store_serves(tmp_path, page):
         assert page.problems == []
     finally:
         live.stop()
+
+
+def hostile_report(report:dict) -> dict:
+    "The report with script in its card prose, its HTML outputs and its plots, as a tampered file could hold."
+    for cell in report["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "model-card" in tags:
+            cell["source"] = "## Intended use\n\n<script>alert('prose')</script><img src=x onerror=\"alert('img')\">\n"
+        if "figure-feature-importances" in tags:
+            cell["outputs"][0]["data"]["image/png"] = "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="  # base64 of a <script>
+        if "card-example" in tags:
+            cell["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {
+                "text/html": "<script>alert('output')</script><a href=\"javascript:alert('link')\">x</a>",
+                "application/json": {"features": {"alcohol": "<b>13</b>"}}}}]
+    return report
+
+
+def test_a_tampered_report_runs_no_script_anywhere(tmp_path, page):
+    import shutil
+    from wine_api.store import bundled_model_dir
+    store = tmp_path/"models"
+    shutil.copytree(bundled_model_dir(), store)
+    report = store/"versions"/"1"/"report.ipynb"
+    report.write_text(json.dumps(hostile_report(json.loads(report.read_text()))))
+    live = LiveServer("--model-dir", store)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        page.goto(f"{live.url}/")
+        assert card_figures(page)["version"] == 1
+        assert len(card_figures(page)["plots"]) == 1  # the "plot" that was a script is left out
+        assert "training medians" in page.inner_text("#example-source")  # an example that is no row is ignored
+        assert "<script>" in page.inner_text("#intended-use")  # shown as text, not run
+        page.goto(f"{live.url}/model/report")
+        page.wait_for_selector("#report-version")
+        assert page.locator("#report script").count() == 0 and page.locator("#report [onerror]").count() == 0
+        assert page.locator('#report a[href^="javascript:"]').count() == 0
+        page.wait_for_timeout(300)
+        assert dialogs == []
+    finally:
+        live.stop()

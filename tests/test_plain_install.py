@@ -60,6 +60,13 @@ def test_a_plain_install_trains_lists_verifies_promotes_and_serves(plain_venv):
         assert wait_until_ready(f"http://127.0.0.1:{port}", server)
         r = requests.post(f"http://127.0.0.1:{port}/api/", json=[ROW], timeout=5)
         assert r.status_code == 200 and r.headers["X-Model-Version"] == "1" and r.json() == [2]
+        # the pages' templates and assets, and Swagger UI's files, came with the wheel and its requirements
+        card = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert card.status_code == 200 and 'data-version="1"' in card.text, card.text[:300]
+        report = requests.get(f"http://127.0.0.1:{port}/model/report", timeout=30)
+        assert report.status_code == 200 and "Training report of model version" in report.text
+        for asset in ("/assets/card.js", "/assets/page.css", "/docs/assets/swagger-ui-bundle.js"):
+            assert requests.get(f"http://127.0.0.1:{port}{asset}", timeout=5).status_code == 200, asset
     finally:
         server.terminate()
         assert server.wait(timeout=30) == 0

@@ -11,7 +11,7 @@ __all__ = ['MAX_REPORT_BYTES', 'MAX_FIGURE_BYTES', 'PNG_SIGNATURE', 'FIGURE_TAG'
            'report_body', 'page_urls', 'served_card', 'content_policy', 'html_response', 'home', 'model_card_fragment',
            'report', 'swagger_dir', 'docs', 'docs_asset']
 
-# %% ../nbs/13_page.ipynb #4ed787d0
+# %% ../nbs/13_page.ipynb #61d1e568
 import base64
 import binascii
 import hashlib
@@ -30,13 +30,14 @@ from .errors import ReportUnavailable
 from .store import REPORT_FILE
 from .web import app_state, served_model
 
-# %% ../nbs/13_page.ipynb #f2d5e513
+# %% ../nbs/13_page.ipynb #b9c80eca
 MAX_REPORT_BYTES = 32 << 20  # a larger report is not read
 
 def read_report(path:Path) -> tuple:
     "`(notebook, None)` for the executed notebook at `path`, or `(None, why it cannot be shown)`."
     try:
-        if path.stat().st_size > MAX_REPORT_BYTES: return None, f"its training report is over {MAX_REPORT_BYTES >> 20} MiB"
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            return None, f"its training report is over {MAX_REPORT_BYTES >> 20} MiB"
         notebook = json.loads(path.read_bytes())
     except FileNotFoundError: return None, "this version has no training report"
     except (OSError, ValueError): return None, "its training report cannot be read"
@@ -44,7 +45,7 @@ def read_report(path:Path) -> tuple:
         return None, "its training report is not a notebook"
     return notebook, None
 
-# %% ../nbs/13_page.ipynb #32d07b02
+# %% ../nbs/13_page.ipynb #3fc5c5a0
 def cell_tags(cell) -> list:
     "The tags of a notebook cell, or none if the cell or its tags are not what nbformat writes."
     tags = cell.get("metadata", {}).get("tags", []) if isinstance(cell, dict) else []
@@ -55,7 +56,7 @@ def cell_text(value) -> str:
     if isinstance(value, str): return value
     return "".join(v for v in value if isinstance(v, str)) if isinstance(value, list) else ""
 
-# %% ../nbs/13_page.ipynb #2bcc3bce
+# %% ../nbs/13_page.ipynb #43b48095
 MAX_FIGURE_BYTES = 4 << 20  # a larger plot is left out
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -76,7 +77,7 @@ def png_figure(encoded, caption:str) -> Figure:
     width, height = struct.unpack(">II", data[16:24])
     return Figure(caption, text, width, height) if 0 < width <= 10_000 and 0 < height <= 10_000 else None
 
-# %% ../nbs/13_page.ipynb #884c7492
+# %% ../nbs/13_page.ipynb #7a49378b
 FIGURE_TAG = "figure-"
 
 def caption_from_tag(tag:str) -> str:
@@ -98,7 +99,7 @@ def report_figures(notebook:dict) -> list:
                 if figure: figures.append(figure)
     return figures
 
-# %% ../nbs/13_page.ipynb #684ea060
+# %% ../nbs/13_page.ipynb #0ee037fc
 CARD_PROSE_TAG, CARD_EXAMPLE_TAG = "model-card", "card-example"
 
 def markdown_html(text:str) -> Markup:
@@ -111,7 +112,7 @@ def report_prose(notebook:dict) -> list:
     return [markdown_html(cell_text(c.get("source"))) for c in notebook["cells"]
             if isinstance(c, dict) and c.get("cell_type") == "markdown" and CARD_PROSE_TAG in cell_tags(c)]
 
-# %% ../nbs/13_page.ipynb #1113e868
+# %% ../nbs/13_page.ipynb #8e528a19
 def report_example(notebook:dict, feature_names:list) -> dict:
     "The `card-example` cell's row (`features`, `class_name`, `source`), if it has a finite number for every feature."
     for cell in notebook["cells"]:
@@ -125,7 +126,7 @@ def report_example(notebook:dict, feature_names:list) -> dict:
                         "class_name": str(example.get("class_name", ""))}
     return None
 
-# %% ../nbs/13_page.ipynb #88994ede
+# %% ../nbs/13_page.ipynb #c2898389
 @dataclass(frozen=True)
 class ReportParts:
     "What a model card shows from a version's training report."
@@ -152,7 +153,7 @@ def report_parts(version_path:Path, feature_names:list) -> ReportParts:
     path = Path(version_path)/REPORT_FILE
     return _report_parts(path, file_stamp(path), tuple(feature_names))
 
-# %% ../nbs/13_page.ipynb #7ecf1882
+# %% ../nbs/13_page.ipynb #fddf64d2
 METRICS = (  # manifest metric -> its label, and the rows it was measured on
     ("test_accuracy", "Accuracy", "held-out rows"), ("test_f1_macro", "Macro-F1", "held-out rows"),
     ("cv_accuracy_mean", "Accuracy, cross-validated mean", "training rows"),
@@ -169,7 +170,7 @@ def metric_rows(metrics:dict) -> list:
     return rows + [dict(key=k, label=label, raw=metrics[k], shown=str(metrics[k]), on="the fitted tree")
                    for k, label in tree]
 
-# %% ../nbs/13_page.ipynb #83ce5bba
+# %% ../nbs/13_page.ipynb #1a365d4e
 def shown_number(x:float) -> str:
     "A number as a person reads it: up to 6 significant digits, no float noise."
     return f"{x:.6g}"
@@ -187,7 +188,7 @@ def feature_rows(manifest:dict, example:dict) -> list:
                          step=shown_number((f["max"] - f["min"]) / 200 or 1)))
     return rows
 
-# %% ../nbs/13_page.ipynb #04b193e9
+# %% ../nbs/13_page.ipynb #2cf99dfc
 def data_facts(manifest:dict) -> list:
     "What the card says of the training data: source, rows, digests, feedback used."
     data, metrics = (manifest.get("lineage") or {}).get("data", {}), manifest["metrics"]
@@ -199,7 +200,7 @@ def data_facts(manifest:dict) -> list:
              ("held_out_sha256", "Held-out rows digest (sha256)", data.get("held_out_sha256"), True)]
     return [dict(key=k, label=label, value=value, code=code) for k, label, value, code in facts if value is not None]
 
-# %% ../nbs/13_page.ipynb #94a352ff
+# %% ../nbs/13_page.ipynb #d05512f1
 def model_card(manifest:dict,  # a served version's manifest
                parts:ReportParts, # what its report gives
                model_name:str="wine") -> dict:
@@ -215,7 +216,7 @@ def model_card(manifest:dict,  # a served version's manifest
         prose=parts.prose, figures=parts.figures,
         report_problem=parts.problem and f"The training report cannot be shown: {parts.problem}.")
 
-# %% ../nbs/13_page.ipynb #859c326e
+# %% ../nbs/13_page.ipynb #bfbc41bf
 STATIC = Path(find_spec("wine_api").origin).parent/"static"  # the package's own assets
 REPORT_CSS_FILE = "report.css"
 
@@ -237,7 +238,7 @@ def clean_html(html:str) -> str:
     return nh3.clean(html, tags=REPORT_TAGS, attributes=REPORT_ATTRIBUTES,
                      url_schemes={"http", "https", "mailto", "data"}, link_rel="noopener noreferrer nofollow")
 
-# %% ../nbs/13_page.ipynb #ea44d6eb
+# %% ../nbs/13_page.ipynb #aefa78bd
 @lru_cache(maxsize=4)
 def _report_body(path:Path, stamp:tuple) -> str:
     notebook, problem = read_report(path)
@@ -257,11 +258,11 @@ def report_body(version_path:Path) -> Markup:
     path = Path(version_path)/REPORT_FILE
     return Markup(_report_body(path, file_stamp(path)))
 
-# %% ../nbs/13_page.ipynb #6d70c9fd
+# %% ../nbs/13_page.ipynb #578da8d5
 bp = Blueprint("page", __name__, static_folder="static", static_url_path="/assets", template_folder="templates")
 OPEN_ENDPOINTS = {"page.home", "page.docs", "page.static", "page.docs_asset"}  # no key: they show nothing of the model
 
-# %% ../nbs/13_page.ipynb #e6c0a14c
+# %% ../nbs/13_page.ipynb #3a9b4a79
 def page_urls() -> dict:
     "The URLs the pages' scripts call, with the prefix the server is mounted under (`SCRIPT_NAME`)."
     return dict(predict=url_for("wine_api.predict"), card=url_for("page.model_card_fragment"),
@@ -274,7 +275,7 @@ def served_card() -> dict:
     return model_card(predictor.artifact.manifest, report_parts(predictor.artifact.path, predictor.feature_names),
                       current_app.config["MODEL_NAME"])
 
-# %% ../nbs/13_page.ipynb #2ecaa8ba
+# %% ../nbs/13_page.ipynb #b8254bfc
 def content_policy(page:str) -> str:
     "The `Content-Security-Policy` of a page: `docs` lets Swagger UI set inline styles; `report` runs no script."
     styles = {"docs": "'self' 'unsafe-inline'", "report": report_css()[1]}.get(page, f"'self' {report_css()[1]}")
@@ -288,7 +289,7 @@ def html_response(body:str, page:str, status:int=200) -> Response:
         "Content-Security-Policy": content_policy(page), "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
 
-# %% ../nbs/13_page.ipynb #276d6c0e
+# %% ../nbs/13_page.ipynb #7392410f
 @bp.get("/")
 def home():
     "The model card of the served version with its playground; with keys configured, a shell that asks for one."
@@ -313,7 +314,7 @@ def report():
     return html_response(render_template("report.html", version=predictor.version, body=report_body(
         predictor.artifact.path), css=Markup(css), home=request.url_root), "report")
 
-# %% ../nbs/13_page.ipynb #5550ab03
+# %% ../nbs/13_page.ipynb #41091f7c
 SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css"}
 
 def swagger_dir() -> Path:
