@@ -4,20 +4,20 @@
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILE', 'TREE_FILE', 'MANIFEST_FILE', 'SIGNATURE_FILE', 'CURRENT_FILE', 'REPORT_FILE',
-           'VERSIONS_DIR', 'MAX_TREE_DEPTH', 'MANIFEST_SCHEMA', 'MANIFEST_VALIDATOR', 'TREE_ARRAYS', 'SIGNATURE_FORMAT',
-           'SIGNED_PREFIX', 'MAX_MANIFEST_BYTES', 'ModelStoreError', 'ModelNotFoundError', 'ModelIntegrityError',
-           'ModelSignatureError', 'IncompatibleModelError', 'fsync_dir', 'write_new_file', 'temporary_path',
-           'replace_file', 'runtime_versions', 'file_digest', 'manifest_problem', 'build_manifest', 'export_tree',
-           'tree_to_bytes', 'tree_from_bytes', 'tree_problem', 'versions_dir', 'list_versions', 'read_pointer',
-           'current_version', 'version_dir', 'is_version_dir', 'set_current', 'Artifact', 'LoadedModel', 'LoadedTree',
-           'new_key_pair', 'load_signing_key', 'load_verify_key', 'key_id', 'sign_manifest', 'check_signature',
-           'save_model', 'read_manifest_bytes', 'parse_manifest', 'read_manifest', 'resolve_version_dir',
-           'check_format', 'check_pickle_compatible', 'read_verified_bytes', 'check_matches_manifest',
-           'check_version_number', 'read_checked_manifest', 'load_model', 'check_tree_matches_manifest', 'load_tree',
-           'verify_version', 'bundled_model_dir', 'attach_report', 'version_summary', 'list_models', 'promote',
-           'rollback']
+           'VERSIONS_DIR', 'MAX_TREE_DEPTH', 'jsonschema', 'MANIFEST_SCHEMA', 'MANIFEST_VALIDATOR', 'TREE_ARRAYS',
+           'SIGNATURE_FORMAT', 'SIGNED_PREFIX', 'MAX_MANIFEST_BYTES', 'ModelStoreError', 'ModelNotFoundError',
+           'ModelIntegrityError', 'ModelSignatureError', 'IncompatibleModelError', 'fsync_dir', 'write_new_file',
+           'temporary_path', 'replace_file', 'runtime_versions', 'file_digest', 'import_jsonschema', 'manifest_problem',
+           'build_manifest', 'export_tree', 'tree_to_bytes', 'tree_from_bytes', 'tree_problem', 'versions_dir',
+           'list_versions', 'read_pointer', 'current_version', 'version_dir', 'is_version_dir', 'set_current',
+           'Artifact', 'LoadedModel', 'LoadedTree', 'new_key_pair', 'load_signing_key', 'load_verify_key', 'key_id',
+           'sign_manifest', 'check_signature', 'save_model', 'read_manifest_bytes', 'parse_manifest', 'read_manifest',
+           'resolve_version_dir', 'check_format', 'check_pickle_compatible', 'read_verified_bytes',
+           'check_matches_manifest', 'check_version_number', 'read_checked_manifest', 'load_model',
+           'check_tree_matches_manifest', 'load_tree', 'verify_version', 'bundled_model_dir', 'attach_report',
+           'version_summary', 'list_models', 'promote', 'rollback']
 
-# %% ../nbs/02_store.ipynb #595d7089
+# %% ../nbs/02_store.ipynb #ee23a624
 import base64
 import hashlib
 import io
@@ -31,9 +31,9 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version as installed_version
+import sys
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 import wine_api
 
-# %% ../nbs/02_store.ipynb #0fbd5679
+# %% ../nbs/02_store.ipynb #73062c42
 FORMAT_VERSION = 2          # the manifest layout; bumped when it changes incompatibly
 MODEL_FILE = "model.pkl"    # the estimator, pickled: for Python users and retraining
 TREE_FILE = "tree.npz"      # a decision tree as plain arrays: what the server predicts from
@@ -52,34 +52,34 @@ REPORT_FILE = "report.ipynb"  # the executed training notebook, kept beside the 
 VERSIONS_DIR = "versions"
 MAX_TREE_DEPTH = 512        # deeper trees are refused: a one-row request walks the whole depth
 
-# %% ../nbs/02_store.ipynb #45a61b19
+# %% ../nbs/02_store.ipynb #c8c6b7bc
 class ModelStoreError(Exception):
     "The model store cannot give a usable model."
 
-# %% ../nbs/02_store.ipynb #6d1c98ce
+# %% ../nbs/02_store.ipynb #e4dfa1e2
 class ModelNotFoundError(ModelStoreError):
     "There is no model where one was asked for."
 
-# %% ../nbs/02_store.ipynb #c69ebe12
+# %% ../nbs/02_store.ipynb #b612a7e9
 class ModelIntegrityError(ModelStoreError):
     "The artifact on disk is not what was saved: a changed, truncated or mismatched file."
 
-# %% ../nbs/02_store.ipynb #8ac124fb
+# %% ../nbs/02_store.ipynb #a697f5c8
 class ModelSignatureError(ModelIntegrityError):
     "A version is unsigned, or signed by another key, or its signature does not match its manifest."
 
-# %% ../nbs/02_store.ipynb #ad34d8db
+# %% ../nbs/02_store.ipynb #f9fa7f02
 class IncompatibleModelError(ModelStoreError):
     "The artifact was written by an environment this one must not unpickle it in."
 
-# %% ../nbs/02_store.ipynb #c656689f
+# %% ../nbs/02_store.ipynb #6caf0e93
 def fsync_dir(path:Path): # directory whose entries (new or renamed files) must reach the disk
     "Flush a directory's entries to disk, so a rename in it survives a crash."
     fd = os.open(path, os.O_RDONLY)
     try: os.fsync(fd)
     finally: os.close(fd)
 
-# %% ../nbs/02_store.ipynb #5494d448
+# %% ../nbs/02_store.ipynb #35cf8340
 def write_new_file(path:Path, # file to create; must not exist
                    data:bytes):
     "Create `path` holding `data`, flushed to disk."
@@ -88,14 +88,14 @@ def write_new_file(path:Path, # file to create; must not exist
         f.flush()
         os.fsync(f.fileno())
 
-# %% ../nbs/02_store.ipynb #59313ac7
+# %% ../nbs/02_store.ipynb #fd66a278
 def temporary_path(directory:Path, # where the temporary file or directory goes: beside its final place
                    prefix:str,     # its name's start, a dot for a hidden name
                   ) -> Path:
     "A new name in `directory` that nothing else uses: `prefix` and 64 random bits."
     return directory/f"{prefix}{secrets.token_hex(8)}"
 
-# %% ../nbs/02_store.ipynb #c933c150
+# %% ../nbs/02_store.ipynb #b7befc38
 def replace_file(path:Path, # file to replace (or create)
                  data:bytes):
     "Replace `path`'s content with `data` atomically."
@@ -112,18 +112,28 @@ def replace_file(path:Path, # file to replace (or create)
         raise
     fsync_dir(path.parent)
 
-# %% ../nbs/02_store.ipynb #9c3912eb
+# %% ../nbs/02_store.ipynb #88e2b0ed
 def runtime_versions() -> dict:
     "The versions of what reads and writes pickles here: Python, scikit-learn, numpy."
     return {"python": platform.python_version(), "scikit_learn": installed_version("scikit-learn"),
             "numpy": np.__version__}
 
-# %% ../nbs/02_store.ipynb #1ab03742
+# %% ../nbs/02_store.ipynb #2b2d227f
 def file_digest(data:bytes) -> dict:
     "What the manifest records of a file: its sha256 and size."
     return {"sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
 
-# %% ../nbs/02_store.ipynb #ec2ee809
+# %% ../nbs/02_store.ipynb #acc5da40
+def import_jsonschema():
+    "jsonschema, imported without its IRI format checker (a 0.9 s import this schema never uses)."
+    if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules: return __import__("jsonschema")
+    sys.modules["rfc3987_syntax"] = None  # "not installed", for the length of this import
+    try: return __import__("jsonschema")
+    finally: del sys.modules["rfc3987_syntax"]
+
+jsonschema = import_jsonschema()
+
+# %% ../nbs/02_store.ipynb #db39baa1
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 _DIGEST = {"type": "object", "required": ["sha256", "size_bytes"], "additionalProperties": False,
            "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
@@ -165,7 +175,7 @@ def manifest_problem(manifest) -> str:
     names = [f["name"] for f in manifest["features"]]
     if len(set(names)) != len(names): return "features: a feature name is listed twice"
 
-# %% ../nbs/02_store.ipynb #968a4b62
+# %% ../nbs/02_store.ipynb #56298bf6
 def build_manifest(files:dict,         # file name -> bytes, exactly as written to disk
                    version:int,         # the version number the model is saved under
                    model,               # the fitted estimator, for its class name
@@ -192,7 +202,7 @@ def build_manifest(files:dict,         # file name -> bytes, exactly as written 
         **({"lineage": lineage} if lineage else {}),
     }
 
-# %% ../nbs/02_store.ipynb #f508be61
+# %% ../nbs/02_store.ipynb #351f20f0
 TREE_ARRAYS = ("feature", "threshold", "left", "right", "probabilities", "classes", "depth",
                "feature_names", "class_names", "model_version")
 
@@ -216,14 +226,14 @@ def export_tree(tree,              # a fitted `DecisionTreeClassifier`
             "feature_names": np.array(feature_names, dtype=str), "class_names": np.array(class_names, dtype=str),
             "model_version": np.int64(version)}
 
-# %% ../nbs/02_store.ipynb #e3d3e804
+# %% ../nbs/02_store.ipynb #f331cf40
 def tree_to_bytes(arrays:dict) -> bytes:
     "`arrays` as the bytes of an `.npz` file."
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
 
-# %% ../nbs/02_store.ipynb #cc061055
+# %% ../nbs/02_store.ipynb #ed0a09e6
 def tree_from_bytes(data:bytes, where="") -> dict:
     "The arrays of an `.npz` file, refusing anything that would need unpickling, or that is no `.npz` at all."
     try:
@@ -233,14 +243,14 @@ def tree_from_bytes(data:bytes, where="") -> dict:
     ) as e:  # numpy raises what its readers raise: ValueError, BadZipFile, EOFError, OSError, KeyError...
         raise ModelIntegrityError(f"{TREE_FILE} of {where} is not a readable array file ({type(e).__name__})") from None
 
-# %% ../nbs/02_store.ipynb #1892f596
+# %% ../nbs/02_store.ipynb #370bd047
 def _depths(left:np.ndarray, right:np.ndarray, internal:np.ndarray) -> np.ndarray:
     "Each node's depth; parents come before their children, so one pass in node order sets them all."
     depth = np.zeros(len(left), dtype=np.int64)
     for node in np.flatnonzero(internal).tolist(): depth[left[node]] = depth[right[node]] = depth[node] + 1
     return depth
 
-# %% ../nbs/02_store.ipynb #7cdff486
+# %% ../nbs/02_store.ipynb #2d5fec36
 def tree_problem(arrays:dict, n_features:int, n_classes:int) -> str:
     "What makes `arrays` no walkable tree of `n_features` features and `n_classes` classes, or None."
     missing = [name for name in TREE_ARRAYS if name not in arrays]
@@ -281,10 +291,10 @@ def tree_problem(arrays:dict, n_features:int, n_classes:int) -> str:
     if depth != arrays["depth"] or depth > MAX_TREE_DEPTH:
         return f"its stated depth {int(arrays['depth'])} is not its real depth {depth}, or beyond {MAX_TREE_DEPTH}"
 
-# %% ../nbs/02_store.ipynb #8acf4ccd
+# %% ../nbs/02_store.ipynb #a1ca24d6
 def versions_dir(model_dir) -> Path: return Path(model_dir)/VERSIONS_DIR
 
-# %% ../nbs/02_store.ipynb #4558c20c
+# %% ../nbs/02_store.ipynb #03430971
 def list_versions(model_dir, # the store
                  ) -> list:
     "Version numbers in the store, oldest first (unfinished `.tmp-*` directories are not versions)."
@@ -292,7 +302,7 @@ def list_versions(model_dir, # the store
     if not vdir.is_dir(): return []
     return sorted(int(p.name) for p in vdir.iterdir() if re.fullmatch(r"[1-9][0-9]*", p.name) and p.is_dir())
 
-# %% ../nbs/02_store.ipynb #80e03445
+# %% ../nbs/02_store.ipynb #6e37213a
 def read_pointer(model_dir, # the store
                 ) -> str:
     "What `CURRENT` says, stripped (None when there is none); only a small regular file inside the store is read."
@@ -303,7 +313,7 @@ def read_pointer(model_dir, # the store
     with open(pointer, "rb") as f: data = f.read(64)
     return data.decode("ascii", "replace").strip()
 
-# %% ../nbs/02_store.ipynb #ca29b5b0
+# %% ../nbs/02_store.ipynb #97c9437c
 def current_version(model_dir, # the store
                    ) -> int:
     "The version `CURRENT` points at."
@@ -315,7 +325,7 @@ def current_version(model_dir, # the store
         raise ModelIntegrityError(f"{Path(model_dir)/CURRENT_FILE} should hold a version number, and does not")
     return int(text)
 
-# %% ../nbs/02_store.ipynb #a2045108
+# %% ../nbs/02_store.ipynb #497464c5
 def version_dir(model_dir, # the store
                 version:int,
                ) -> Path:
@@ -325,12 +335,12 @@ def version_dir(model_dir, # the store
         raise ModelIntegrityError(f"{path} is a link leading out of the store: refusing to follow it")
     return path
 
-# %% ../nbs/02_store.ipynb #faca994f
+# %% ../nbs/02_store.ipynb #36f2e660
 def is_version_dir(path) -> bool:
     "Whether `path` is one version directory (it has a manifest), rather than a store."
     return (Path(path)/MANIFEST_FILE).is_file()
 
-# %% ../nbs/02_store.ipynb #a1f7a4d6
+# %% ../nbs/02_store.ipynb #214f434b
 def set_current(model_dir, # the store
                 version:int, # an existing version to serve from now on
                ):
@@ -339,7 +349,7 @@ def set_current(model_dir, # the store
         raise ModelNotFoundError(f"version {version} is not in {model_dir}; versions: {list_versions(model_dir)}")
     replace_file(Path(model_dir)/CURRENT_FILE, f"{version}\n".encode())
 
-# %% ../nbs/02_store.ipynb #4bf0c692
+# %% ../nbs/02_store.ipynb #79c759ed
 @dataclass(frozen=True)
 class Artifact:
     "A verified model version: its manifest and directory."
@@ -353,19 +363,19 @@ class Artifact:
     @property
     def class_names(self) -> list: return self.manifest["class_names"]
 
-# %% ../nbs/02_store.ipynb #ab503763
+# %% ../nbs/02_store.ipynb #d707bb83
 @dataclass(frozen=True)
 class LoadedModel(Artifact):
     "A verified model with its unpickled estimator."
     estimator: object = None  # the fitted scikit-learn estimator
 
-# %% ../nbs/02_store.ipynb #17c5acc3
+# %% ../nbs/02_store.ipynb #81da711c
 @dataclass(frozen=True)
 class LoadedTree(Artifact):
     "A verified decision tree as plain arrays (see `export_tree`); nothing unpickled."
     arrays: dict = None       # the tree's arrays
 
-# %% ../nbs/02_store.ipynb #9f62fbe2
+# %% ../nbs/02_store.ipynb #ebb8ebc8
 SIGNATURE_FORMAT = "wine_api-ed25519-v1"
 # what is signed: this, then the manifest's bytes; nothing else can be mistaken for it
 SIGNED_PREFIX = b"wine_api model manifest\x00"
@@ -379,7 +389,7 @@ def new_key_pair() -> tuple:
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, public
 
-# %% ../nbs/02_store.ipynb #8ed60377
+# %% ../nbs/02_store.ipynb #3d27b508
 def _read_key(path, load, kind, what:str):
     try: key = load(Path(path).read_bytes())
     except OSError as e: raise ModelSignatureError(f"cannot read the {what} {path}: {e.strerror}") from None
@@ -387,32 +397,32 @@ def _read_key(path, load, kind, what:str):
     if not isinstance(key, kind): raise ModelSignatureError(f"{path} is not an Ed25519 {what} in PEM form")
     return key
 
-# %% ../nbs/02_store.ipynb #e88c7523
+# %% ../nbs/02_store.ipynb #0de7b3b7
 def load_signing_key(path) -> Ed25519PrivateKey:
     "The Ed25519 private key in the PEM file `path`."
     return _read_key(
         path, lambda data: serialization.load_pem_private_key(data, None), Ed25519PrivateKey, "private key"
     )
 
-# %% ../nbs/02_store.ipynb #4ed2f5a7
+# %% ../nbs/02_store.ipynb #4c6d9e5b
 def load_verify_key(path) -> Ed25519PublicKey:
     "The Ed25519 public key in the PEM file `path`."
     return _read_key(path, serialization.load_pem_public_key, Ed25519PublicKey, "public key")
 
-# %% ../nbs/02_store.ipynb #60f6a61c
+# %% ../nbs/02_store.ipynb #adb6f1d4
 def key_id(public_key:Ed25519PublicKey) -> str:
     "A short name for a public key: the start of the sha256 of its raw bytes."
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
-# %% ../nbs/02_store.ipynb #f31f3a7f
+# %% ../nbs/02_store.ipynb #3a24123d
 def sign_manifest(manifest_bytes:bytes, key:Ed25519PrivateKey) -> bytes:
     "The signature file for a manifest's bytes."
     signature = key.sign(SIGNED_PREFIX + manifest_bytes)
     return json.dumps({"format": SIGNATURE_FORMAT, "key_id": key_id(key.public_key()),
                        "signature": base64.b64encode(signature).decode()}, indent=2).encode()
 
-# %% ../nbs/02_store.ipynb #509128e4
+# %% ../nbs/02_store.ipynb #27979725
 def check_signature(version_dir:Path, manifest_bytes:bytes, public_key:Ed25519PublicKey):
     "Refuse a version that is unsigned, signed by another key, or whose manifest is not the one signed."
     path = Path(version_dir)/SIGNATURE_FILE
@@ -433,7 +443,7 @@ def check_signature(version_dir:Path, manifest_bytes:bytes, public_key:Ed25519Pu
     except InvalidSignature: raise ModelSignatureError(f"the signature of {version_dir} does not match its manifest: "
                                                        "it was changed after signing") from None
 
-# %% ../nbs/02_store.ipynb #1d8d65f0
+# %% ../nbs/02_store.ipynb #2e7d19f2
 def _publish_version(tmp_dir:Path, model_dir, contents_for) -> Path:
     """Rename `tmp_dir` to the next free version number, first writing in it the files that name that number; the new
     directory."""
@@ -448,7 +458,7 @@ def _publish_version(tmp_dir:Path, model_dir, contents_for) -> Path:
         fsync_dir(versions_dir(model_dir))
         return versions_dir(model_dir)/str(version)
 
-# %% ../nbs/02_store.ipynb #041c25b0
+# %% ../nbs/02_store.ipynb #c70eadea
 def save_model(model,                 # a fitted scikit-learn estimator
                model_dir,             # the store; created if missing
                features:list,         # feature schema `[{'name','min','max'}]`, in model order
@@ -487,7 +497,7 @@ def save_model(model,                 # a fitted scikit-learn estimator
     if make_current: set_current(model_dir, int(published.name))
     return LoadedModel(read_manifest(published), published, model)
 
-# %% ../nbs/02_store.ipynb #b21c5574
+# %% ../nbs/02_store.ipynb #d25410d3
 MAX_MANIFEST_BYTES = 4 << 20  # a manifest is a few kilobytes; anything larger is not one
 
 def read_manifest_bytes(version_dir:Path) -> bytes:
@@ -498,7 +508,7 @@ def read_manifest_bytes(version_dir:Path) -> bytes:
     if path.stat().st_size > MAX_MANIFEST_BYTES: raise ModelIntegrityError(f"{path} is too large to be a manifest")
     return path.read_bytes()
 
-# %% ../nbs/02_store.ipynb #12482085
+# %% ../nbs/02_store.ipynb #e2b9b462
 def parse_manifest(data:bytes, where) -> dict:
     "A manifest from its bytes, of a format this code reads and valid against `MANIFEST_SCHEMA`."
     try: manifest = json.loads(data)
@@ -509,13 +519,13 @@ def parse_manifest(data:bytes, where) -> dict:
     if problem: raise ModelIntegrityError(f"the manifest of {where} is not valid: {problem}")
     return manifest
 
-# %% ../nbs/02_store.ipynb #c8838636
+# %% ../nbs/02_store.ipynb #9cfe84c6
 def read_manifest(version_dir:Path, # a version directory
                  ) -> dict:
     "The manifest of `version_dir`, checked against the schema."
     return parse_manifest(read_manifest_bytes(version_dir), version_dir)
 
-# %% ../nbs/02_store.ipynb #45ddfcbe
+# %% ../nbs/02_store.ipynb #65cd34ed
 def resolve_version_dir(path, # a store (with `CURRENT`) or a version directory (with `manifest.json`)
                        ) -> Path:
     "The version directory `path` designates."
@@ -524,10 +534,10 @@ def resolve_version_dir(path, # a store (with `CURRENT`) or a version directory 
     if not path.is_dir(): raise ModelNotFoundError(f"no model at {path}: no such directory")
     return version_dir(path, current_version(path))
 
-# %% ../nbs/02_store.ipynb #cb6128e9
+# %% ../nbs/02_store.ipynb #0cced9f8
 def _minor_series(version:str) -> tuple: return tuple(version.split(".")[:2])
 
-# %% ../nbs/02_store.ipynb #81b28428
+# %% ../nbs/02_store.ipynb #aa83ac69
 def check_format(manifest:dict, # a model's manifest
                  where=""):     # the model's path, for messages
     "Refuse a manifest of a format this code does not read."
@@ -537,7 +547,7 @@ def check_format(manifest:dict, # a model's manifest
             f"this wine_api reads format {FORMAT_VERSION}: retrain it with `wine-api train`"
         )
 
-# %% ../nbs/02_store.ipynb #033e3272
+# %% ../nbs/02_store.ipynb #c6345922
 def check_pickle_compatible(manifest:dict, # a model's manifest
                             where=""):     # the model's path, for messages
     "Refuse a pickle from another scikit-learn minor series."
@@ -548,7 +558,7 @@ def check_pickle_compatible(manifest:dict, # a model's manifest
             f"{here}; a pickle is only safe to load in the version series that wrote it. "
             f"Retrain it here with `wine-api train`.")
 
-# %% ../nbs/02_store.ipynb #c7a55927
+# %% ../nbs/02_store.ipynb #c0e58c84
 def read_verified_bytes(version_dir:Path, # a version directory
                         manifest:dict,    # its manifest
                         name:str=MODEL_FILE, # the file to read
@@ -571,7 +581,7 @@ def read_verified_bytes(version_dir:Path, # a version directory
                                   f"{expected[:12]}...): the file was changed or damaged; refusing to load it")
     return data
 
-# %% ../nbs/02_store.ipynb #de200f58
+# %% ../nbs/02_store.ipynb #f85b3fd3
 def check_matches_manifest(estimator, manifest:dict, where=""):
     "Refuse an estimator whose features or classes disagree with its manifest."
     n_features, n_classes = len(manifest["features"]), len(manifest["class_names"])
@@ -579,13 +589,13 @@ def check_matches_manifest(estimator, manifest:dict, where=""):
         raise ModelIntegrityError(f"model at {where} does not fit its manifest: expected {n_features} features "
                                   f"and {n_classes} classes")
 
-# %% ../nbs/02_store.ipynb #2d38c70e
+# %% ../nbs/02_store.ipynb #8564ffa6
 def check_version_number(version_dir:Path, manifest:dict):
     "Refuse a version in a store's `versions/` whose directory name is not its manifest's version."
     if version_dir.parent.name == VERSIONS_DIR and version_dir.name != str(manifest["model_version"]):
         raise ModelIntegrityError(f"{version_dir} holds a manifest of version {manifest['model_version']}")
 
-# %% ../nbs/02_store.ipynb #5dee8690
+# %% ../nbs/02_store.ipynb #3b1a61b8
 def read_checked_manifest(path, # a store (follows `CURRENT`) or a version directory
                           # when given, the version must be signed with its private key
                           public_key:Ed25519PublicKey=None,
@@ -598,7 +608,7 @@ def read_checked_manifest(path, # a store (follows `CURRENT`) or a version direc
     check_version_number(version_dir, manifest)
     return version_dir, manifest
 
-# %% ../nbs/02_store.ipynb #1b7f3081
+# %% ../nbs/02_store.ipynb #fbf6fba4
 def load_model(path, # a store (follows `CURRENT`) or a version directory
                public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
               ) -> LoadedModel:
@@ -609,7 +619,7 @@ def load_model(path, # a store (follows `CURRENT`) or a version directory
     check_matches_manifest(estimator, manifest, version_dir)
     return LoadedModel(manifest, version_dir, estimator)
 
-# %% ../nbs/02_store.ipynb #56845f4d
+# %% ../nbs/02_store.ipynb #05fdff3d
 def check_tree_matches_manifest(arrays:dict, manifest:dict, where=""):
     "Refuse tree arrays that are no walkable tree, or disagree with the manifest on features, classes or version."
     names, classes = [f["name"] for f in manifest["features"]], manifest["class_names"]
@@ -622,7 +632,7 @@ def check_tree_matches_manifest(arrays:dict, manifest:dict, where=""):
         problem = f"it was saved as another version than the manifest's {manifest['model_version']}"
     if problem: raise ModelIntegrityError(f"tree at {where} does not fit its manifest: {problem}")
 
-# %% ../nbs/02_store.ipynb #fe7bada0
+# %% ../nbs/02_store.ipynb #56f09773
 def load_tree(path, # a store (follows `CURRENT`) or a version directory
               public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
              ) -> LoadedTree:
@@ -633,7 +643,7 @@ def load_tree(path, # a store (follows `CURRENT`) or a version directory
     check_tree_matches_manifest(arrays, manifest, version_dir)
     return LoadedTree(manifest, version_dir, arrays)
 
-# %% ../nbs/02_store.ipynb #7a947df6
+# %% ../nbs/02_store.ipynb #afb56896
 def verify_version(path, # a store (follows `CURRENT`) or a version directory
                    public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
                   ) -> LoadedTree:
@@ -643,12 +653,12 @@ def verify_version(path, # a store (follows `CURRENT`) or a version directory
     for name in tree.manifest["files"].keys() - {TREE_FILE}: read_verified_bytes(tree.path, tree.manifest, name)
     return tree
 
-# %% ../nbs/02_store.ipynb #fd76370e
+# %% ../nbs/02_store.ipynb #9bf994a7
 def bundled_model_dir() -> Path:
     "The store shipped inside the package: the default model, trained by the training notebook's default run."
     return Path(wine_api.__file__).parent/"models"
 
-# %% ../nbs/02_store.ipynb #3ac192c7
+# %% ../nbs/02_store.ipynb #d7833b19
 def attach_report(version_dir:Path, # a version directory
                   report:bytes,     # the executed training notebook
                  ) -> Path:
@@ -656,7 +666,7 @@ def attach_report(version_dir:Path, # a version directory
     replace_file(Path(version_dir)/REPORT_FILE, report)
     return Path(version_dir)/REPORT_FILE
 
-# %% ../nbs/02_store.ipynb #88338ed9
+# %% ../nbs/02_store.ipynb #5626eeb3
 def version_summary(model_dir, # the store
                     version:int,
                    ) -> dict:
@@ -672,7 +682,7 @@ def version_summary(model_dir, # the store
         "signed": (path / SIGNATURE_FILE).is_file(),
     }
 
-# %% ../nbs/02_store.ipynb #3f7e1e40
+# %% ../nbs/02_store.ipynb #903e4cad
 def list_models(model_dir, # the store
                ) -> list:
     "Every version of the store, oldest first, with `current` marking the one `CURRENT` points at."
@@ -680,7 +690,7 @@ def list_models(model_dir, # the store
     except ModelStoreError: current = None
     return [{**version_summary(model_dir, v), "current": v == current} for v in list_versions(model_dir)]
 
-# %% ../nbs/02_store.ipynb #87b5cfc4
+# %% ../nbs/02_store.ipynb #9c50aa4d
 def promote(model_dir, # the store
             version:int, # the version to serve from now on
             public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
@@ -692,7 +702,7 @@ def promote(model_dir, # the store
     set_current(model_dir, version)
     return verified
 
-# %% ../nbs/02_store.ipynb #0b00e191
+# %% ../nbs/02_store.ipynb #1a7a2879
 def rollback(model_dir, # the store
              public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
             ) -> LoadedTree:
