@@ -250,7 +250,8 @@ def test_the_card_follows_the_version_the_store_serves(tmp_path, page):
         page.reload()
         assert card_figures(page)["version"] == 2 and card_figures(page)["plots"] == []
         assert "no training report" in page.inner_text("#report-problem")
-        assert "training medians" in page.inner_text("#example-source")
+        assert "middle of each training range" in page.inner_text("#example-source")  # no deciles in its manifest
+        assert page.locator("#report-link").count() == 0 and page.locator("#no-metrics").count() == 1
         shot(page, "card-version-2-without-report")
         assert requests.get(f"{live.url}/model/report", timeout=10).json()["error"]["code"] == "report_unavailable"
         assert page.problems == []

@@ -7,11 +7,11 @@ __all__ = ['MAX_REPORT_BYTES', 'MAX_FIGURE_BYTES', 'PNG_SIGNATURE', 'FIGURE_TAG'
            'STATIC', 'REPORT_CSS_FILE', 'REPORT_TAGS', 'REPORT_ATTRIBUTES', 'bp', 'OPEN_ENDPOINTS', 'SWAGGER_FILES',
            'read_report', 'cell_tags', 'cell_text', 'Figure', 'png_figure', 'caption_from_tag', 'report_figures',
            'markdown_html', 'report_prose', 'report_example', 'ReportParts', 'file_stamp', 'report_parts',
-           'metric_rows', 'shown_number', 'feature_rows', 'data_facts', 'model_card', 'report_css', 'clean_html',
-           'report_body', 'page_urls', 'served_card', 'content_policy', 'html_response', 'home', 'model_card_fragment',
-           'report', 'swagger_dir', 'docs', 'docs_asset']
+           'metric_rows', 'shown_number', 'feature_rows', 'data_facts', 'fallback_example', 'model_card', 'report_css',
+           'clean_html', 'report_body', 'page_urls', 'served_card', 'content_policy', 'html_response', 'home',
+           'model_card_fragment', 'report', 'swagger_dir', 'docs', 'docs_asset']
 
-# %% ../nbs/13_page.ipynb #61d1e568
+# %% ../nbs/13_page.ipynb #65afba83
 import base64
 import binascii
 import hashlib
@@ -30,7 +30,7 @@ from .errors import ReportUnavailable
 from .store import REPORT_FILE
 from .web import app_state, served_model
 
-# %% ../nbs/13_page.ipynb #b9c80eca
+# %% ../nbs/13_page.ipynb #de1fe5d1
 MAX_REPORT_BYTES = 32 << 20  # a larger report is not read
 
 def read_report(path:Path) -> tuple:
@@ -45,7 +45,7 @@ def read_report(path:Path) -> tuple:
         return None, "its training report is not a notebook"
     return notebook, None
 
-# %% ../nbs/13_page.ipynb #3fc5c5a0
+# %% ../nbs/13_page.ipynb #9918ecb7
 def cell_tags(cell) -> list:
     "The tags of a notebook cell, or none if the cell or its tags are not what nbformat writes."
     tags = cell.get("metadata", {}).get("tags", []) if isinstance(cell, dict) else []
@@ -56,7 +56,7 @@ def cell_text(value) -> str:
     if isinstance(value, str): return value
     return "".join(v for v in value if isinstance(v, str)) if isinstance(value, list) else ""
 
-# %% ../nbs/13_page.ipynb #43b48095
+# %% ../nbs/13_page.ipynb #db8a3009
 MAX_FIGURE_BYTES = 4 << 20  # a larger plot is left out
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -77,7 +77,7 @@ def png_figure(encoded, caption:str) -> Figure:
     width, height = struct.unpack(">II", data[16:24])
     return Figure(caption, text, width, height) if 0 < width <= 10_000 and 0 < height <= 10_000 else None
 
-# %% ../nbs/13_page.ipynb #7a49378b
+# %% ../nbs/13_page.ipynb #04b80ed1
 FIGURE_TAG = "figure-"
 
 def caption_from_tag(tag:str) -> str:
@@ -99,7 +99,7 @@ def report_figures(notebook:dict) -> list:
                 if figure: figures.append(figure)
     return figures
 
-# %% ../nbs/13_page.ipynb #0ee037fc
+# %% ../nbs/13_page.ipynb #59ed7e04
 CARD_PROSE_TAG, CARD_EXAMPLE_TAG = "model-card", "card-example"
 
 def markdown_html(text:str) -> Markup:
@@ -112,7 +112,7 @@ def report_prose(notebook:dict) -> list:
     return [markdown_html(cell_text(c.get("source"))) for c in notebook["cells"]
             if isinstance(c, dict) and c.get("cell_type") == "markdown" and CARD_PROSE_TAG in cell_tags(c)]
 
-# %% ../nbs/13_page.ipynb #8e528a19
+# %% ../nbs/13_page.ipynb #03f29f1c
 def report_example(notebook:dict, feature_names:list) -> dict:
     "The `card-example` cell's row (`features`, `class_name`, `source`), if it has a finite number for every feature."
     for cell in notebook["cells"]:
@@ -126,7 +126,7 @@ def report_example(notebook:dict, feature_names:list) -> dict:
                         "class_name": str(example.get("class_name", ""))}
     return None
 
-# %% ../nbs/13_page.ipynb #c2898389
+# %% ../nbs/13_page.ipynb #d36310f2
 @dataclass(frozen=True)
 class ReportParts:
     "What a model card shows from a version's training report."
@@ -153,7 +153,7 @@ def report_parts(version_path:Path, feature_names:list) -> ReportParts:
     path = Path(version_path)/REPORT_FILE
     return _report_parts(path, file_stamp(path), tuple(feature_names))
 
-# %% ../nbs/13_page.ipynb #fddf64d2
+# %% ../nbs/13_page.ipynb #f34e9b8c
 METRICS = (  # manifest metric -> its label, and the rows it was measured on
     ("test_accuracy", "Accuracy", "held-out rows"), ("test_f1_macro", "Macro-F1", "held-out rows"),
     ("cv_accuracy_mean", "Accuracy, cross-validated mean", "training rows"),
@@ -170,7 +170,7 @@ def metric_rows(metrics:dict) -> list:
     return rows + [dict(key=k, label=label, raw=metrics[k], shown=str(metrics[k]), on="the fitted tree")
                    for k, label in tree]
 
-# %% ../nbs/13_page.ipynb #1a365d4e
+# %% ../nbs/13_page.ipynb #a93a5e82
 def shown_number(x:float) -> str:
     "A number as a person reads it: up to 6 significant digits, no float noise."
     return f"{x:.6g}"
@@ -188,7 +188,7 @@ def feature_rows(manifest:dict, example:dict) -> list:
                          step=shown_number((f["max"] - f["min"]) / 200 or 1)))
     return rows
 
-# %% ../nbs/13_page.ipynb #2cf99dfc
+# %% ../nbs/13_page.ipynb #24f06ba5
 def data_facts(manifest:dict) -> list:
     "What the card says of the training data: source, rows, digests, feedback used."
     data, metrics = (manifest.get("lineage") or {}).get("data", {}), manifest["metrics"]
@@ -200,7 +200,13 @@ def data_facts(manifest:dict) -> list:
              ("held_out_sha256", "Held-out rows digest (sha256)", data.get("held_out_sha256"), True)]
     return [dict(key=k, label=label, value=value, code=code) for k, label, value, code in facts if value is not None]
 
-# %% ../nbs/13_page.ipynb #d05512f1
+# %% ../nbs/13_page.ipynb #30e6ebce
+def fallback_example(manifest:dict) -> str:
+    "What fills the playground when the report gives no example: the training medians, or the ranges' middles."
+    has_medians = all(len(f.get("quantiles") or []) % 2 for f in manifest["features"])
+    return "the training medians" if has_medians else "the middle of each training range"
+
+# %% ../nbs/13_page.ipynb #b9a49fcb
 def model_card(manifest:dict,  # a served version's manifest
                parts:ReportParts, # what its report gives
                model_name:str="wine") -> dict:
@@ -211,12 +217,12 @@ def model_card(manifest:dict,  # a served version's manifest
         training_seconds=manifest.get("training_seconds"), metrics=metric_rows(manifest["metrics"]),
         params=[(k, json.dumps(v)) for k, v in manifest["params"].items()], data=data_facts(manifest),
         classes=manifest["class_names"], features=feature_rows(manifest, parts.example),
-        example_source=parts.example["source"] if parts.example else "the training medians",
+        example_source=parts.example["source"] if parts.example else fallback_example(manifest),
         example_class=parts.example["class_name"] if parts.example else None,
         prose=parts.prose, figures=parts.figures,
         report_problem=parts.problem and f"The training report cannot be shown: {parts.problem}.")
 
-# %% ../nbs/13_page.ipynb #bfbc41bf
+# %% ../nbs/13_page.ipynb #8812e74f
 STATIC = Path(find_spec("wine_api").origin).parent/"static"  # the package's own assets
 REPORT_CSS_FILE = "report.css"
 
@@ -238,7 +244,7 @@ def clean_html(html:str) -> str:
     return nh3.clean(html, tags=REPORT_TAGS, attributes=REPORT_ATTRIBUTES,
                      url_schemes={"http", "https", "mailto", "data"}, link_rel="noopener noreferrer nofollow")
 
-# %% ../nbs/13_page.ipynb #aefa78bd
+# %% ../nbs/13_page.ipynb #ae3c73bd
 @lru_cache(maxsize=4)
 def _report_body(path:Path, stamp:tuple) -> str:
     notebook, problem = read_report(path)
@@ -258,11 +264,11 @@ def report_body(version_path:Path) -> Markup:
     path = Path(version_path)/REPORT_FILE
     return Markup(_report_body(path, file_stamp(path)))
 
-# %% ../nbs/13_page.ipynb #578da8d5
+# %% ../nbs/13_page.ipynb #dcfa0f67
 bp = Blueprint("page", __name__, static_folder="static", static_url_path="/assets", template_folder="templates")
 OPEN_ENDPOINTS = {"page.home", "page.docs", "page.static", "page.docs_asset"}  # no key: they show nothing of the model
 
-# %% ../nbs/13_page.ipynb #3a9b4a79
+# %% ../nbs/13_page.ipynb #7fc26fb0
 def page_urls() -> dict:
     "The URLs the pages' scripts call, with the prefix the server is mounted under (`SCRIPT_NAME`)."
     return dict(predict=url_for("wine_api.predict"), card=url_for("page.model_card_fragment"),
@@ -275,7 +281,7 @@ def served_card() -> dict:
     return model_card(predictor.artifact.manifest, report_parts(predictor.artifact.path, predictor.feature_names),
                       current_app.config["MODEL_NAME"])
 
-# %% ../nbs/13_page.ipynb #b8254bfc
+# %% ../nbs/13_page.ipynb #2eb185c0
 def content_policy(page:str) -> str:
     "The `Content-Security-Policy` of a page: `docs` lets Swagger UI set inline styles; `report` runs no script."
     styles = {"docs": "'self' 'unsafe-inline'", "report": report_css()[1]}.get(page, f"'self' {report_css()[1]}")
@@ -289,7 +295,7 @@ def html_response(body:str, page:str, status:int=200) -> Response:
         "Content-Security-Policy": content_policy(page), "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
 
-# %% ../nbs/13_page.ipynb #7392410f
+# %% ../nbs/13_page.ipynb #d3fa0676
 @bp.get("/")
 def home():
     "The model card of the served version with its playground; with keys configured, a shell that asks for one."
@@ -314,7 +320,7 @@ def report():
     return html_response(render_template("report.html", version=predictor.version, body=report_body(
         predictor.artifact.path), css=Markup(css), home=request.url_root), "report")
 
-# %% ../nbs/13_page.ipynb #41091f7c
+# %% ../nbs/13_page.ipynb #0207305a
 SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css"}
 
 def swagger_dir() -> Path:

@@ -99,7 +99,8 @@
     });
     form.addEventListener("submit", (event) => { event.preventDefault(); predict(form, result); });
     form.addEventListener("reset", () => setTimeout(() => form.querySelectorAll(".feature").forEach(markRange), 0));
-    if (wineKey.needed) openReportWithKey(card.querySelector("#report-link"));
+    const report = card.querySelector("#report-link");
+    if (wineKey.needed && report) openReportWithKey(report);
   }
 
   async function loadCard() {
