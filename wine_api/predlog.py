@@ -12,7 +12,7 @@ __all__ = ['log', 'PREDICTION_ID', 'METADATA', 'BATCHES', 'FEEDBACK', 'MAX_FEEDB
            'predictions', 'missing_items', 'wait_for_batches', 'check_found', 'check_no_conflict', 'store_feedback',
            'LabelledRows', 'labelled_rows', 'prediction', 'figures', 'prune']
 
-# %% ../nbs/03_predlog.ipynb #4f65d39d
+# %% ../nbs/03_predlog.ipynb #67e10fdc
 import atexit
 import logging
 import os
@@ -35,7 +35,7 @@ from .errors import ConfigError, InvalidInput, LabelConflict, LogUnavailable, Pr
 
 log = logging.getLogger("wine_api")
 
-# %% ../nbs/03_predlog.ipynb #05f470ff
+# %% ../nbs/03_predlog.ipynb #7d4cf6a8
 def new_batch_id(now:float=None) -> str:
     "A new batch id: the time in milliseconds (12 hex digits), then 80 random bits (20 hex digits)."
     return f"{int((time.time() if now is None else now) * 1000):012x}{os.urandom(10).hex()}"
@@ -51,7 +51,7 @@ def parse_prediction_id(text) -> tuple:
     match = PREDICTION_ID.fullmatch(text) if isinstance(text, str) else None
     return (match[1], int(match[2])) if match else None
 
-# %% ../nbs/03_predlog.ipynb #3975f6f9
+# %% ../nbs/03_predlog.ipynb #3ff44a09
 _ID_ENDS = []  # "-0", "-1", ...: the ends of prediction ids, made once and replaced whole when more are needed
 
 def prediction_ids(batch_id:str, n:int) -> list:
@@ -61,7 +61,7 @@ def prediction_ids(batch_id:str, n:int) -> list:
     if len(ends) < n: ends = _ID_ENDS = [f"-{i}" for i in range(n)]
     return [batch_id + end for end in ends[:n]]
 
-# %% ../nbs/03_predlog.ipynb #728e6c37
+# %% ../nbs/03_predlog.ipynb #b4ef5bab
 METADATA = sa.MetaData()
 BATCHES = sa.Table(
     "prediction_batches", METADATA,
@@ -85,7 +85,7 @@ FEEDBACK = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )
 
-# %% ../nbs/03_predlog.ipynb #747affd4
+# %% ../nbs/03_predlog.ipynb #88d8be77
 def sqlite_pragmas(dbapi_connection, _record):
     "WAL (readers do not wait for the writer) and full syncs (a commit survives a crash), on every SQLite connection."
     cursor = dbapi_connection.cursor()
@@ -99,7 +99,7 @@ def redacted(url:str) -> str:
     try: return make_url(url).render_as_string(hide_password=True)
     except Exception: return "(an invalid URL)"
 
-# %% ../nbs/03_predlog.ipynb #a03012d8
+# %% ../nbs/03_predlog.ipynb #fa3b747b
 def open_engine(url:str) -> sa.Engine:
     "An engine for the log at `url`; `ConfigError` if it is no usable database URL."
     try: parsed = make_url(url)
@@ -115,7 +115,7 @@ def open_engine(url:str) -> sa.Engine:
     sa.event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
-# %% ../nbs/03_predlog.ipynb #b4685bc8
+# %% ../nbs/03_predlog.ipynb #c9ac25c4
 def database_url(source) -> str:
     "A database URL as it is, or a SQLite file's path as its URL."
     return str(source) if "://" in str(source) else f"sqlite:///{Path(source).resolve()}"
@@ -138,7 +138,7 @@ def create_tables(engine:sa.Engine):
             raise ConfigError(f"the table {table.name} of the prediction log has the columns {sorted(found)[:12]}, "
                               f"not {sorted(table.columns.keys())}: it was made by another layout; use a new log")
 
-# %% ../nbs/03_predlog.ipynb #28061cfe
+# %% ../nbs/03_predlog.ipynb #c4b5bccd
 @contextmanager
 def reachable(url:str):
     "Turn a database failure inside the block into `LogUnavailable`."
@@ -149,7 +149,7 @@ def reachable(url:str):
         raise LogUnavailable(f"the prediction log cannot be used right now ({type(e.orig).__name__}); "
                              "try again shortly") from None
 
-# %% ../nbs/03_predlog.ipynb #74d629b4
+# %% ../nbs/03_predlog.ipynb #e5a3b1c1
 @dataclass(frozen=True)
 class LoggedBatch:
     "One predicting request, as the log keeps it."
@@ -190,7 +190,7 @@ def row_answers(row) -> tuple:
     index = np.frombuffer(row.answer_index, "<u2" if len(row.answer_index) == 2 * row.n_rows else "<u4")
     return answers[index, 0].astype(np.int64), answers[index, 1:]
 
-# %% ../nbs/03_predlog.ipynb #f2c50e0c
+# %% ../nbs/03_predlog.ipynb #d02e9ed1
 @dataclass(frozen=True)
 class StoredBatches:
     "Batches read back, expanded into one row per prediction."
@@ -218,7 +218,7 @@ def expand(rows:list) -> StoredBatches:
     return StoredBatches(ids, np.concatenate(created), np.concatenate(versions), np.concatenate(inputs),
                          np.concatenate(classes), probabilities)
 
-# %% ../nbs/03_predlog.ipynb #e72b8bd5
+# %% ../nbs/03_predlog.ipynb #8c952afb
 MAX_FEEDBACK_ITEMS = 10_000  # items in one feedback request
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def item_problems(i:int, item, class_names:list) -> list:
                          f"or an index from 0 to {len(class_names) - 1}; got {str(item['label'])[:40]!r}"})
     return problems
 
-# %% ../nbs/03_predlog.ipynb #54e722a3
+# %% ../nbs/03_predlog.ipynb #73e39869
 def feedback_items(body,             # the decoded JSON: one item, a list, or `{"feedback": [...]}`
                    class_names:list, # the model's classes, for labels given by name
                   ) -> list:
@@ -270,7 +270,7 @@ def feedback_items(body,             # the decoded JSON: one item, a list, or `{
     return [FeedbackItem(item["prediction_id"], *parse_prediction_id(item["prediction_id"]),
                          label_index(item["label"], class_names)) for item in items]
 
-# %% ../nbs/03_predlog.ipynb #a3516555
+# %% ../nbs/03_predlog.ipynb #dcc889d7
 DRIFT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # where a feature's training values are cut into bins
 
 def bin_index(values:np.ndarray, # a feature's values
@@ -286,7 +286,7 @@ def drift_bins(values:np.ndarray, # one feature's training values
     counts = np.bincount(bin_index(values, np.unique(quantiles)), minlength=len(np.unique(quantiles)) + 1)
     return {"quantiles": quantiles.tolist(), "bin_shares": (counts / len(values)).tolist()}
 
-# %% ../nbs/03_predlog.ipynb #ac69279f
+# %% ../nbs/03_predlog.ipynb #d918fb4b
 def macro_f1(truth:np.ndarray, predicted:np.ndarray) -> float:
     "Macro-averaged F1 over the classes seen in either array (scikit-learn's `f1_score(average='macro')`)."
     labels = np.union1d(truth, predicted)
@@ -307,7 +307,7 @@ def psi(values:np.ndarray, # recent values of one feature
     actual, expected = np.clip(actual, 1e-4, None), np.clip(expected, 1e-4, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
-# %% ../nbs/03_predlog.ipynb #fe0a4b69
+# %% ../nbs/03_predlog.ipynb #49e5a3c5
 def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction id -> label, for the rows labelled
                     manifest:dict=None, # the version's manifest: its features' ranges and bins (None: unknown)
                    ) -> dict:
@@ -327,7 +327,7 @@ def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction i
             "macro_f1": macro_f1(truth, predicted) if labelled else None,
             "features": figures}
 
-# %% ../nbs/03_predlog.ipynb #cfe24cf8
+# %% ../nbs/03_predlog.ipynb #292144ea
 class PredictionLog:
     "The prediction log at a database URL: buffered writes of predictions, synchronous feedback, figures, lookups."
     def __init__(self, url:str,            # `sqlite:///path` or `postgresql+psycopg://user:password@host/db`
@@ -351,7 +351,7 @@ class PredictionLog:
 
     def __repr__(self): return f"PredictionLog({redacted(self.url)!r})"
 
-# %% ../nbs/03_predlog.ipynb #46cf3d90
+# %% ../nbs/03_predlog.ipynb #f3522915
 def _start_writer(self:PredictionLog):
     "Start this process's writer (once per process; after a fork the parent's connections are left alone)."
     self.engine.dispose(close=False)
@@ -371,7 +371,7 @@ def add(self:PredictionLog, batch:LoggedBatch):
 
 PredictionLog._start_writer, PredictionLog.add = _start_writer, add
 
-# %% ../nbs/03_predlog.ipynb #0132ce50
+# %% ../nbs/03_predlog.ipynb #3d775476
 def _gevent_original(module:str, name:str):
     "The unpatched `module.name` when gevent has patched threads, else None."
     monkey = sys.modules.get("gevent.monkey")
@@ -393,7 +393,7 @@ def wake(lock):
     try: lock.release()
     except RuntimeError: pass  # released already
 
-# %% ../nbs/03_predlog.ipynb #04528558
+# %% ../nbs/03_predlog.ipynb #c6fb9f74
 def _insert(self:PredictionLog, rows:list):
     "Insert `rows` (from `LoggedBatch.as_row`) on the writer's connection, in one transaction."
     if self._connection is None:
@@ -419,7 +419,7 @@ def _forget_connection(self:PredictionLog):
 
 PredictionLog._insert, PredictionLog._forget_connection = _insert, _forget_connection
 
-# %% ../nbs/03_predlog.ipynb #b2149e4d
+# %% ../nbs/03_predlog.ipynb #88c4376a
 def flush(self:PredictionLog) -> int:
     "Write every queued batch in one transaction; the rows written. On failure they stay queued (up to a bound)."
     if self._pid != os.getpid(): return 0
@@ -448,7 +448,7 @@ def _drop_beyond_bound(self:PredictionLog):
 
 PredictionLog.flush, PredictionLog._drop_beyond_bound = flush, _drop_beyond_bound
 
-# %% ../nbs/03_predlog.ipynb #cbd32f54
+# %% ../nbs/03_predlog.ipynb #0aff706f
 def _write_forever(self:PredictionLog):
     "The writer: flush every `flush_interval` (or when a full buffer wakes it), prune every `prune_interval`."
     with self._running:
@@ -472,7 +472,7 @@ def close(self:PredictionLog):
 
 PredictionLog._write_forever, PredictionLog.close = _write_forever, close
 
-# %% ../nbs/03_predlog.ipynb #4ee7efd1
+# %% ../nbs/03_predlog.ipynb #a2efcc7f
 STORED_COLUMNS = (BATCHES.c.id, BATCHES.c.created, BATCHES.c.model_version, BATCHES.c.n_rows, BATCHES.c.inputs,
                   BATCHES.c.n_classes, BATCHES.c.answers, BATCHES.c.answer_index)
 
@@ -499,7 +499,7 @@ def predictions(self:PredictionLog, since:float=None, until:float=None, # a time
 
 PredictionLog.read_batches, PredictionLog.predictions = read_batches, predictions
 
-# %% ../nbs/03_predlog.ipynb #99261fe2
+# %% ../nbs/03_predlog.ipynb #89ab5e5d
 FEEDBACK_GRACE = 2.0  # seconds a prediction may still be on its way to the log after its answer was sent
 
 def missing_items(items:list, batches:dict) -> list:
@@ -520,7 +520,7 @@ def wait_for_batches(self:PredictionLog, items:list) -> dict:
 
 PredictionLog.wait_for_batches = wait_for_batches
 
-# %% ../nbs/03_predlog.ipynb #49452b60
+# %% ../nbs/03_predlog.ipynb #c888b664
 def check_found(items:list, batches:dict):
     "`PredictionNotFound` naming every item whose prediction the log does not hold."
     missing = missing_items(items, batches)
@@ -541,7 +541,7 @@ def check_no_conflict(items:list, stored:dict):
     if details: raise LabelConflict(details[0]["message"].replace("prediction", f"item {details[0]['item']}: "
                                     "prediction", 1) + "; a stored label is never overwritten", details)
 
-# %% ../nbs/03_predlog.ipynb #adb1f4b7
+# %% ../nbs/03_predlog.ipynb #d4bc7ebd
 def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by `feedback_items`
                   ) -> list:
     """Store the labels of `items`, all or none; `"created"` or `"unchanged"` for each. `PredictionNotFound` or
@@ -566,7 +566,7 @@ def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by
 
 PredictionLog.store_feedback = store_feedback
 
-# %% ../nbs/03_predlog.ipynb #3293b4d3
+# %% ../nbs/03_predlog.ipynb #01afeb35
 @dataclass(frozen=True)
 class LabelledRows:
     "Labelled predictions: what the model saw, what it answered, what people said."
@@ -594,7 +594,7 @@ def labelled_rows(self:PredictionLog, since:float=None, # only predictions made 
 
 PredictionLog.labelled_rows = labelled_rows
 
-# %% ../nbs/03_predlog.ipynb #c9b51744
+# %% ../nbs/03_predlog.ipynb #0b04f932
 def prediction(self:PredictionLog, prediction_id:str) -> dict:
     "What the log holds of one prediction: inputs, answer, version, time, route, request and label; None if nothing."
     parsed = parse_prediction_id(prediction_id)
@@ -616,7 +616,7 @@ def prediction(self:PredictionLog, prediction_id:str) -> dict:
 
 PredictionLog.prediction = prediction
 
-# %% ../nbs/03_predlog.ipynb #4da048b4
+# %% ../nbs/03_predlog.ipynb #91ddee84
 def figures(self:PredictionLog, manifests:dict, # model version -> its manifest (for ranges and bins), where known
             since:float=None, until:float=None, # the time window (seconds since the epoch)
             most:int=200_000, # most rows read, the newest first
@@ -637,7 +637,7 @@ def figures(self:PredictionLog, manifests:dict, # model version -> its manifest 
 
 PredictionLog.figures = figures
 
-# %% ../nbs/03_predlog.ipynb #5a2d2785
+# %% ../nbs/03_predlog.ipynb #4850fe6c
 def prune(self:PredictionLog, now:float=None) -> int:
     "Delete unlabelled predictions older than `max_age` or beyond the newest `max_rows`; the batches deleted."
     unlabelled = ~sa.exists().where(FEEDBACK.c.batch_id == BATCHES.c.id)
