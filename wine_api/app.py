@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_CONFIG', 'TEXT_SETTINGS', 'MODEL_NAME', 'LOG_FILE', 'LOG_OFF
            'check_setting', 'check_config', 'verify_key', 'default_log_file', 'log_url', 'open_log', 'open_paths',
            'create_app']
 
-# %% ../nbs/14_app.ipynb #4c0fd102
+# %% ../nbs/14_app.ipynb #383f4acd
 import math
 import os
 import re
@@ -22,7 +22,7 @@ from .store import VERSIONS_DIR, ModelStoreError, bundled_model_dir, is_version_
 from .predlog import PredictionLog, database_url, redacted
 from .web import AppState, name_the_answer, register_error_handlers, start_record
 
-# %% ../nbs/14_app.ipynb #31cadf2f
+# %% ../nbs/14_app.ipynb #3ba5245b
 DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)
@@ -43,7 +43,7 @@ TEXT_SETTINGS = ("MODEL_PATH", "MODEL_NAME", "API_KEYS", "API_KEY_FILE", "VERIFY
                  "PREDICTION_LOG")  # from the environment as text
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # what a model name in a V2 route may be
 
-# %% ../nbs/14_app.ipynb #7778ccf3
+# %% ../nbs/14_app.ipynb #88aaf3fc
 def load_config(app:Flask, config:dict=None):
     "The defaults, then `WINE_API_*` environment variables, then `config`, into `app.config`."
     app.config.from_mapping(DEFAULT_CONFIG)
@@ -52,12 +52,12 @@ def load_config(app:Flask, config:dict=None):
                        if f"WINE_API_{name}" in os.environ})
     if config: app.config.from_mapping(config)
 
-# %% ../nbs/14_app.ipynb #be71dda3
+# %% ../nbs/14_app.ipynb #28e8645a
 def check_setting(config:dict, name:str, ok:bool, expected:str):
     "`ConfigError` naming the setting (and its environment variable) unless `ok`."
     if not ok: raise ConfigError(f"{name} (WINE_API_{name}) must be {expected}; got {str(config[name])[:40]!r}")
 
-# %% ../nbs/14_app.ipynb #dc149c0f
+# %% ../nbs/14_app.ipynb #1e25778a
 def check_config(config:dict):
     "Refuse settings the server cannot run with: limits that are no positive number, an odd model name, an empty path."
     number = lambda value, *types: type(value) in types and 0 < value < math.inf  # not a bool, not NaN
@@ -80,14 +80,14 @@ def check_config(config:dict):
     check_setting(config, "PREDICTION_LOG", log is None or log is False or isinstance(log, (str, Path)) and
                   str(log).strip(), "a database URL, a SQLite file, or off")
 
-# %% ../nbs/14_app.ipynb #4c0e9591
+# %% ../nbs/14_app.ipynb #66d7800b
 def verify_key(config:dict):
     "The public key versions must be signed with, if `VERIFY_KEY` names one; `ConfigError` if it is no such key."
     if not config["VERIFY_KEY"]: return None
     try: return load_verify_key(config["VERIFY_KEY"])
     except ModelStoreError as e: raise ConfigError(f"VERIFY_KEY (WINE_API_VERIFY_KEY): {e}") from None
 
-# %% ../nbs/14_app.ipynb #2dfb6565
+# %% ../nbs/14_app.ipynb #ed165f95
 LOG_FILE = "predictions.sqlite"
 LOG_OFF = ("off", "none", "false", "no")  # PREDICTION_LOG values that turn the log off
 
@@ -105,7 +105,7 @@ def log_url(setting, model_path) -> str:
     if setting is False or str(setting).strip().lower() in LOG_OFF: return None
     return database_url(setting)
 
-# %% ../nbs/14_app.ipynb #ae378119
+# %% ../nbs/14_app.ipynb #24c36439
 def open_log(config:dict) -> PredictionLog:
     "The prediction log the settings ask for (None when off); `ConfigError` when it cannot be opened."
     url = log_url(config["PREDICTION_LOG"], config["MODEL_PATH"])
@@ -117,14 +117,14 @@ def open_log(config:dict) -> PredictionLog:
         raise ConfigError(f"PREDICTION_LOG (WINE_API_PREDICTION_LOG): cannot open {redacted(url)}: {e.strerror}; "
                           "give another with --prediction-log, or turn it off") from None
 
-# %% ../nbs/14_app.ipynb #316ce3e6
+# %% ../nbs/14_app.ipynb #7cff9212
 OPEN_ENDPOINTS = frozenset(ops.OPEN_ENDPOINTS | page.OPEN_ENDPOINTS)  # the health routes, the pages and their assets
 
 def open_paths(app:Flask) -> frozenset:
     "The paths of the routes that never need a key."
     return frozenset(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in OPEN_ENDPOINTS)
 
-# %% ../nbs/14_app.ipynb #c726fba5
+# %% ../nbs/14_app.ipynb #f5484a08
 def create_app(config:dict=None, # settings that override the defaults and the environment
               ) -> Flask:
     "The wine_api Flask app, with its model loaded and verified."
@@ -144,4 +144,5 @@ def create_app(config:dict=None, # settings that override the defaults and the e
     app.after_request(ops.finish_request)
     app.after_request(name_the_answer)
     register_error_handlers(app)
+    app.wsgi_app = ops.fast_path(app)  # the prediction routes' successes without Flask's machinery (ops chapter)
     return app
