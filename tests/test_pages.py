@@ -23,7 +23,7 @@ def shot(page, name:str):
     page.screenshot(path=SCREENSHOTS/f"{name}.png", full_page=True)
 
 
-def own_requests(page, origin:str) -> list:
+def own_requests(page) -> list:
     "Start recording every URL the page asks for; the list fills as it loads."
     seen = []
     page.on("request", lambda r: seen.append(r.url))
@@ -101,7 +101,7 @@ def keyed_server():
 def test_the_card_is_the_served_version_and_the_form_predicts_what_predict_answers(server, page):
     model = requests.get(f"{server.url}/model", timeout=10).json()
     names = [f["name"] for f in model["features"]]
-    asked = own_requests(page, server.url)
+    asked = own_requests(page)
     page.goto(f"{server.url}/")
     page.wait_for_load_state("networkidle")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -197,7 +197,7 @@ def test_under_a_sub_path_with_a_key_the_page_asks_for_it_and_keeps_it_in_the_ta
     from harness import wait_until_ready
     assert wait_until_ready(f"{keyed_server.url}{PREFIX}", keyed_server.proc), keyed_server.log()
     base = f"{keyed_server.url}{PREFIX}"
-    asked = own_requests(page, keyed_server.url)
+    asked = own_requests(page)
     page.goto(f"{base}/")
     assert page.locator("#model-card").count() == 0  # nothing of the model without the key
     assert "API key" in page.inner_text("#card-notice")
