@@ -43,13 +43,22 @@ def test_a_module_imports_only_chapters_before_its_own(module):
 
 
 def test_the_layout_has_every_floor():
-    assert set(NO_WEB) | {"web", "openapi", "api", "v2", "ops", "page", "app", "client", "cli"} == set(MODULES)
+    assert set(NO_WEB) | {"web", "openapi", "api", "v2", "ops", "page", "app", "server", "client", "cli"} == set(MODULES)
 
 
 @pytest.mark.parametrize("module", NO_WEB)
 def test_the_data_plane_does_not_import_flask(module):
     script = (f"import sys, wine_api.{module}; "
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_the_server_front_imports_neither_flask_nor_the_data_plane():
+    "What the shipped server adds to any app it serves (the hello-world app of the benchmark included) stays small."
+    script = ("import sys, wine_api.server; "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug', 'numpy', 'sqlalchemy') "
+              "or m.startswith('wine_api.') and m != 'wine_api.errors' and m != 'wine_api.server'))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 

@@ -9,7 +9,7 @@ import pytest
 from harness import REPO
 
 
-@pytest.mark.parametrize("notebook", ["02_store", "04_train", "06_serving", "11_v2", "13_page", "14_app", "16_cli"])
+@pytest.mark.parametrize("notebook", ["02_store", "04_train", "06_serving", "11_v2", "13_page", "14_app", "16_server", "17_cli"])
 def test_a_notebook_test_run_leaves_no_temporary_files(tmp_path, notebook):
     scratch = tmp_path/"tmp"
     scratch.mkdir()
