@@ -19,8 +19,8 @@ RUN python3 -m venv /opt/wine-api \
  && /opt/wine-api/bin/pip install --no-cache-dir ${PIP_CERT:+--cert "$PIP_CERT"} /wheels/*.whl \
  && rm -rf /wheels
 # settings as environment variables (see `wine-api serve --help` and the README); a store mounted at
-# WINE_API_MODEL_DIR is followed as its CURRENT pointer moves; /tmp must be writable (gunicorn's worker
-# heartbeats and the workers' metrics live there): a tmpfs or emptyDir when the root is read-only. The prediction log
+# WINE_API_MODEL_DIR is followed as its CURRENT pointer moves; /tmp must be writable (the workers' metrics
+# live there): a tmpfs or emptyDir when the root is read-only. The prediction log
 # goes beside a mounted store (predictions.sqlite), or where WINE_API_PREDICTION_LOG says (a PostgreSQL URL for several
 # hosts, "off" for none); with the bundled model and no setting, under $HOME=/tmp, so it lasts as long as the container
 ENV PATH=/opt/wine-api/bin:$PATH \

@@ -170,9 +170,7 @@ def in_process_floors(seconds:float=2.0) -> dict:
     def json_path():
         rows = predict_input(decode_json(body), predictor.feature_names, 10_000)
         return renderer.render(predictor.predict(rows))
-    import pandas as pd
-    frame = pd.DataFrame(X, columns=predictor.feature_names)
-    work = {"scikit-learn predict (DataFrame)": lambda: model.predict(frame),
+    work = {"scikit-learn's predict (array)": lambda: model.predict(X),
             "our tree walker (array)": lambda: predictor.predict(X.astype(np.float32)),
             "/predict's data plane, JSON to JSON": json_path}
     rates = {}

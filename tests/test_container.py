@@ -212,8 +212,9 @@ def test_two_replicas_sharing_a_store_follow_a_promote_within_2_s_under_load(ima
     try:
         assert [version_answering(r.url) for r in replicas] == ["1", "1"]
         time.sleep(1)
-        promoted = time.monotonic()
+        asked = time.monotonic()
         assert run_cli("models", "--model-dir", store, "promote", "2", cwd=tmp_path).returncode == 0
+        promoted = time.monotonic()  # CURRENT has moved: the replicas' part starts (the command's own start-up is not theirs)
         while any(version_answering(r.url) != "2" for r in replicas) and time.monotonic() - promoted < 10:
             time.sleep(0.05)
         took = time.monotonic() - promoted
@@ -221,7 +222,8 @@ def test_two_replicas_sharing_a_store_follow_a_promote_within_2_s_under_load(ima
     finally:
         outcomes = [load.stop() for load in loads]
         for r in replicas: r.stop()
-    print(f"\nboth replicas on version 2 {took:.2f} s after the promote; requests: {[len(o) for o in outcomes]}")
+    print(f"\nboth replicas on version 2 {took:.2f} s after the promote (the command took {promoted - asked:.2f} s); "
+          f"requests: {[len(o) for o in outcomes]}")
     assert took < 2
     assert all(len(o) > 100 and not failed(o) for o in outcomes), [failed(o)[:3] for o in outcomes]
     assert all({x.version for x in o} == {"1", "2"} for o in outcomes)

@@ -12,7 +12,7 @@ __all__ = ['OPEN_ENDPOINTS', 'API_KEY', 'MAX_KEY_FILE', 'MAX_LINE', 'TAIL_FIELDS
            'MonitoringCollector', 'monitoring_registry', 'metrics', 'log_fields', 'count_request', 'finish_request',
            'fast_allowed', 'fast_answer', 'answer_headers', 'fast_path']
 
-# %% ../nbs/12_ops.ipynb #fdf0a647
+# %% ../nbs/12_ops.ipynb #d62efbb5
 import hashlib
 import hmac
 import logging
@@ -29,17 +29,18 @@ from pathlib import Path
 import numpy as np
 import orjson
 from flask import Blueprint, Response, request
+from prometheus_client import values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, multiprocess)
 
 from .errors import BODY, ConfigError, LogUnavailable, Unauthorized, WineApiError
 from .predict import decode_json, predict_input, tutorial_input
-from .predlog import new_batch_id
+from .predlog import new_batch_id, this_process
 from .web import (RequestRecord, app_state, current_record, logged_batch, mimetype, read_body,
                           request_id)
 
-# %% ../nbs/12_ops.ipynb #86d09850
+# %% ../nbs/12_ops.ipynb #21d5a14e
 OPEN_ENDPOINTS = {"wine_api.health", "wine_api.ready", "v2.v2_live", "v2.v2_ready"}  # health routes, never behind a key
 
 API_KEY = re.compile(r"[\x21-\x7e]{16,512}")  # printable ASCII without spaces, as a bearer token is sent
@@ -51,7 +52,7 @@ def listed_keys(keys) -> list:
     if isinstance(keys, (list, tuple)) and all(isinstance(k, str) for k in keys): return list(keys)
     raise ConfigError(f"API_KEYS (WINE_API_API_KEYS) must be keys separated by commas; got {str(keys)[:20]!r}")
 
-# %% ../nbs/12_ops.ipynb #f45f03fb
+# %% ../nbs/12_ops.ipynb #1ccc26c5
 def key_file_lines(path) -> list:
     "The keys in a key file: one per line, blank lines and `#` comments skipped; only a small, regular UTF-8 file."
     try:
@@ -64,7 +65,7 @@ def key_file_lines(path) -> list:
     except UnicodeDecodeError: raise ConfigError(f"the API key file {path} is not UTF-8 text") from None
     return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
 
-# %% ../nbs/12_ops.ipynb #b7e42891
+# %% ../nbs/12_ops.ipynb #74d540b4
 def configured_keys(keys=None,    # keys: a list, or one comma-separated string; None when not asked for
                     key_file=None, # a file with one key per line (blank lines and `#` comments skipped)
                    ) -> list:
@@ -83,7 +84,7 @@ def configured_keys(keys=None,    # keys: a list, or one comma-separated string;
             )
     return found
 
-# %% ../nbs/12_ops.ipynb #d7e32299
+# %% ../nbs/12_ops.ipynb #f2d434d5
 class ApiKeys:
     "The accepted API keys, held as SHA-256 digests and checked in constant time."
     def __init__(self, keys:list): self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
@@ -95,13 +96,13 @@ class ApiKeys:
         for accepted in self.digests: found |= hmac.compare_digest(accepted, digest)
         return found
 
-# %% ../nbs/12_ops.ipynb #2c91fd35
+# %% ../nbs/12_ops.ipynb #501239ef
 def bearer_token(authorization:str) -> str:
     "The token of an `Authorization: Bearer <token>` header, or None."
     scheme, _, token = authorization.strip().partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
-# %% ../nbs/12_ops.ipynb #41b19a95
+# %% ../nbs/12_ops.ipynb #c9310f0e
 def require_api_key():
     "Refuse a request that lacks a valid key, when keys are configured (the app's open endpoints excepted)."
     state = app_state()
@@ -111,7 +112,7 @@ def require_api_key():
     if token is None: raise Unauthorized("this server needs an API key: send the header 'Authorization: Bearer <key>'")
     if not keys.accepts(token): raise Unauthorized("the API key is not valid")
 
-# %% ../nbs/12_ops.ipynb #306fa53d
+# %% ../nbs/12_ops.ipynb #398f3515
 MAX_LINE = 4000  # bytes in one log line: below PIPE_BUF (4096), so one write of it to a pipe is never split
 TAIL_FIELDS = {"exception"}  # fields whose end matters most
 
@@ -120,7 +121,7 @@ def cut(text:str, keep:int, tail:bool=False) -> str:
     if len(text) <= keep: return text
     return "…" + text[-keep:] if tail else text[:keep] + "…"
 
-# %% ../nbs/12_ops.ipynb #33ba476e
+# %% ../nbs/12_ops.ipynb #d82d54e0
 def fit_line(record:dict, limit:int=MAX_LINE) -> bytes:
     "`record` as one JSON line of at most `limit` bytes: its longest text fields cut until it fits."
     line = orjson.dumps(record) + b"\n"
@@ -131,16 +132,16 @@ def fit_line(record:dict, limit:int=MAX_LINE) -> bytes:
         line = orjson.dumps(record) + b"\n"
     return line
 
-# %% ../nbs/12_ops.ipynb #6bfafc04
+# %% ../nbs/12_ops.ipynb #04c72f3d
 def json_line(level:str, logger:str, message:str, # what every line says
               created:float=None, # when, in seconds since the epoch; now by default
               **fields) -> bytes:
     "One JSON log line, under `MAX_LINE` bytes: UTC time, level, logger, pid, message, then `fields`."
     when = datetime.fromtimestamp(time.time() if created is None else created, timezone.utc)
     return fit_line({"time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": level,
-                     "logger": logger, "pid": os.getpid(), "message": message, **fields})
+                     "logger": logger, "pid": this_process(), "message": message, **fields})
 
-# %% ../nbs/12_ops.ipynb #9355424c
+# %% ../nbs/12_ops.ipynb #1971520d
 class RequestLog:
     """Writes one JSON line per request: to a file descriptor with one `os.write` per line (so the workers' lines never
     interleave and none waits in a buffer), or to a text stream, or nowhere until `configure_logging` says where."""
@@ -158,7 +159,7 @@ class RequestLog:
         if self.fd is not None: os.write(self.fd, line)
         elif self.stream is not None: self.stream.write(line.decode())
 
-# %% ../nbs/12_ops.ipynb #1ef4755e
+# %% ../nbs/12_ops.ipynb #17cc7651
 request_log = RequestLog()
 
 class JsonFormatter(logging.Formatter):
@@ -169,7 +170,7 @@ class JsonFormatter(logging.Formatter):
             json_line(record.levelname, record.name, record.getMessage(), record.created, **extra).decode().rstrip("\n")
         )
 
-# %% ../nbs/12_ops.ipynb #43bb81a3
+# %% ../nbs/12_ops.ipynb #cee1bc61
 class JsonLineHandler(logging.Handler):
     "Writes log records as JSON lines the way request lines are written: one write each, to the same place."
     def __init__(self, log:"RequestLog"):
@@ -180,7 +181,7 @@ class JsonLineHandler(logging.Handler):
         try: self.log.write_line(self.format(record).encode() + b"\n")
         except Exception: self.handleError(record)
 
-# %% ../nbs/12_ops.ipynb #e48e763d
+# %% ../nbs/12_ops.ipynb #f2c62699
 def configure_logging(stream=None, # where the lines go; standard error by default
                       level=logging.INFO):
     "Send the `wine_api` loggers' records and the request lines to `stream` as JSON lines (what `wine-api serve` does)."
@@ -193,7 +194,9 @@ def configure_logging(stream=None, # where the lines go; standard error by defau
     logger.propagate = False
     request_log.fd, request_log.stream = (fd, stream) if level <= logging.INFO else (None, None)
 
-# %% ../nbs/12_ops.ipynb #d0621841
+# %% ../nbs/12_ops.ipynb #56f559ca
+if values.ValueClass is not values.MutexValue:  # multiprocess mode: each value checks its process id on every write;
+    values.ValueClass = values.MultiProcessValue(process_identifier=this_process)  # without a system call each time
 METRICS = CollectorRegistry()  # this module's own registry, so that importing it twice never registers a metric twice
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REQUESTS = Counter(
@@ -226,12 +229,12 @@ def metrics_registry() -> CollectorRegistry:
     multiprocess.MultiProcessCollector(registry)
     return registry
 
-# %% ../nbs/12_ops.ipynb #045f3eb5
+# %% ../nbs/12_ops.ipynb #0e56b7db
 def mark_worker_dead(server, worker):
     "gunicorn's `child_exit` hook: a dead worker's gauges no longer count."
     multiprocess.mark_process_dead(worker.pid)
 
-# %% ../nbs/12_ops.ipynb #9c792ec7
+# %% ../nbs/12_ops.ipynb #7386847f
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})  # any other method counts as "OTHER"
 
 _children = {}  # labelled metrics, looked up once per process: `labels()` costs more than the count itself
@@ -241,7 +244,7 @@ def child(metric, *labels):
     if key not in _children: _children[key] = metric.labels(*labels)
     return _children[key]
 
-# %% ../nbs/12_ops.ipynb #ac30a501
+# %% ../nbs/12_ops.ipynb #4d2a838b
 def count_prediction(prediction, # what the request predicted
                      predictor,  # the predictor that did: its class and feature names
                     ):
@@ -255,13 +258,13 @@ def count_prediction(prediction, # what the request predicted
     for name, count in zip(class_names, np.bincount(classes, minlength=len(class_names)).tolist()):
         if count: child(PREDICTIONS, name).inc(count)
 
-# %% ../nbs/12_ops.ipynb #aac5dcdf
+# %% ../nbs/12_ops.ipynb #edcb03be
 _served_version = [None]  # what this process last reported in MODEL_VERSION
 def report_model_version(version:int):
     "Set the model version gauge when this process's version changes."
     if version != _served_version[0]: MODEL_VERSION.set(version); _served_version[0] = version
 
-# %% ../nbs/12_ops.ipynb #48850d39
+# %% ../nbs/12_ops.ipynb #9cdb5f0f
 MONITORING_WINDOW = 24 * 3600.0  # seconds of predictions the gauges cover
 MONITORING_EVERY = 60.0  # seconds between two reads of the log by one worker
 _monitoring = {}  # log -> (when read, figures), this process's cache
@@ -304,7 +307,7 @@ def monitoring_registry(log, slot) -> CollectorRegistry:
     except LogUnavailable: pass
     return registry
 
-# %% ../nbs/12_ops.ipynb #f259c35a
+# %% ../nbs/12_ops.ipynb #e493ccef
 bp = Blueprint("ops", __name__)
 
 @bp.get("/metrics")
@@ -314,7 +317,7 @@ def metrics():
     monitoring = generate_latest(monitoring_registry(state.log, state.slot)) if state.log else b""
     return Response(generate_latest(metrics_registry()) + monitoring, content_type=CONTENT_TYPE_LATEST)
 
-# %% ../nbs/12_ops.ipynb #a98dde07
+# %% ../nbs/12_ops.ipynb #9452f131
 def log_fields(record, # the request's `RequestRecord`
                method:str, path:str, status:int, duration:float) -> dict:
     "The request's log line: id, method, path, status, duration, and what the record says it did."
@@ -325,7 +328,7 @@ def log_fields(record, # the request's `RequestRecord`
     if record.error_code is not None: fields["error"] = record.error_code
     return fields
 
-# %% ../nbs/12_ops.ipynb #0578df00
+# %% ../nbs/12_ops.ipynb #1e37d7c2
 def count_request(record, route:str, method:str, status:int, duration:float):
     "Count the request in the metrics: its route, method and status, its time, its rows, its error."
     child(REQUESTS, route, method if method in METHODS else "OTHER", str(status)).inc()
@@ -334,7 +337,7 @@ def count_request(record, route:str, method:str, status:int, duration:float):
     if record.prediction is not None: count_prediction(record.prediction, record.predictor)
     if record.error_code is not None: child(ERRORS, record.error_code).inc()
 
-# %% ../nbs/12_ops.ipynb #143ab5d3
+# %% ../nbs/12_ops.ipynb #75072fcb
 def finish_request(response:Response) -> Response:
     "Count the request, log it, and return its id (and, on a 401, how to authenticate): an `after_request` hook."
     req, record = request._get_current_object(), current_record()  # once, not through the proxies each time
@@ -345,7 +348,7 @@ def finish_request(response:Response) -> Response:
     if status == 401: response.headers["WWW-Authenticate"] = 'Bearer realm="wine_api"'
     return response
 
-# %% ../nbs/12_ops.ipynb #b5f42975
+# %% ../nbs/12_ops.ipynb #7eef6282
 FAST_ROUTES = {"/api/": tutorial_input, "/predict": predict_input}  # route -> its input parser
 
 def fast_allowed(environ:dict, keys) -> bool:
@@ -355,7 +358,7 @@ def fast_allowed(environ:dict, keys) -> bool:
     token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
     return token is not None and keys.accepts(token)
 
-# %% ../nbs/12_ops.ipynb #5ec47592
+# %% ../nbs/12_ops.ipynb #2c0370ee
 def fast_answer(environ:dict, route:str, state, config) -> tuple:
     "`(record, body, X)` of a successful prediction on `route`; raises whatever the Flask route would answer."
     started = time.perf_counter()
@@ -374,7 +377,7 @@ def fast_answer(environ:dict, route:str, state, config) -> tuple:
     warnings = predictor.range_warnings(X, prediction) if prediction.out_of_range.any() else None
     return record, model.renderer.render(prediction, record.batch_id, warnings), X
 
-# %% ../nbs/12_ops.ipynb #75a024b0
+# %% ../nbs/12_ops.ipynb #8608de7c
 def answer_headers(record:RequestRecord, body:bytes) -> list:
     "The headers of a fast answer: what Flask and the hooks would have set."
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
