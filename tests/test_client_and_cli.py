@@ -173,3 +173,22 @@ def test_serve_on_port_0_says_the_port_it_got():
         assert requests.post(f"http://127.0.0.1:{port}/api/", json=[TUTORIAL_ROW], timeout=5).json() == [2]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("server_name", ["granian", "gunicorn"])
+def test_both_servers_answer_alike_and_log_which_one_runs(server_name):
+    "`--server gunicorn` (the server shipped before) stays a working choice: same answers, headers and error forms."
+    import requests
+    server = LiveServer("--server", server_name)
+    try:
+        ok = requests.post(server.url + "/predict", json={"instances": [TUTORIAL_ROW]}, timeout=5)
+        bad = requests.post(server.url + "/api/", data=b"[[1,", headers={"Content-Type": "application/json"}, timeout=5)
+        big = requests.post(server.url + "/api/", data=b"[" + b" " * (9 << 20) + b"]",
+                            headers={"Content-Type": "application/json"}, timeout=30)
+    finally:
+        server.stop()
+    assert ok.status_code == 200 and ok.json()["predictions"][0]["class"] == 2
+    assert ok.headers["X-Model-Version"] == "1" and len(ok.headers["X-Request-ID"]) == 32
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_json")
+    assert (big.status_code, big.json()["error"]["code"]) == (413, "request_entity_too_large")
+    assert f"with 2 {server_name} workers" in server.log()
