@@ -5,14 +5,15 @@
 # %% auto #0
 __all__ = ['OPEN_ENDPOINTS', 'API_KEY', 'MAX_KEY_FILE', 'MAX_LINE', 'TAIL_FIELDS', 'request_log', 'METRICS', 'LATENCY_BUCKETS',
            'REQUESTS', 'LATENCY', 'ROWS', 'PREDICTIONS', 'ERRORS', 'OUT_OF_RANGE', 'MODEL_VERSION', 'METHODS',
-           'MONITORING_WINDOW', 'MONITORING_EVERY', 'bp', 'FAST_ROUTES', 'listed_keys', 'key_file_lines',
+           'MONITORING_WINDOW', 'MONITORING_EVERY', 'bp', 'FAST_ROUTES', 'V2_INFER', 'listed_keys', 'key_file_lines',
            'configured_keys', 'ApiKeys', 'bearer_token', 'require_api_key', 'cut', 'fit_line', 'json_line',
            'RequestLog', 'JsonFormatter', 'JsonLineHandler', 'configure_logging', 'metrics_registry',
            'mark_worker_dead', 'child', 'count_prediction', 'report_model_version', 'monitoring_figures',
            'MonitoringCollector', 'monitoring_registry', 'metrics', 'log_fields', 'count_request', 'finish_request',
-           'fast_allowed', 'fast_answer', 'answer_headers', 'fast_path']
+           'fast_allowed', 'v2_model_name', 'fast_body', 'fast_record', 'fast_answer', 'fast_v2_answer',
+           'answer_headers', 'fast_path']
 
-# %% ../nbs/12_ops.ipynb #d62efbb5
+# %% ../nbs/12_ops.ipynb #e715782f
 import hashlib
 import hmac
 import logging
@@ -37,10 +38,11 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
 from .errors import BODY, ConfigError, LogUnavailable, Unauthorized, WineApiError
 from .predict import decode_json, predict_input, tutorial_input
 from .predlog import new_batch_id, this_process
+from .tensors import answer_parameters, infer_request, infer_response, served_version
 from .web import (RequestRecord, app_state, current_record, logged_batch, mimetype, read_body,
                           request_id)
 
-# %% ../nbs/12_ops.ipynb #21d5a14e
+# %% ../nbs/12_ops.ipynb #4731ada6
 OPEN_ENDPOINTS = {"wine_api.health", "wine_api.ready", "v2.v2_live", "v2.v2_ready"}  # health routes, never behind a key
 
 API_KEY = re.compile(r"[\x21-\x7e]{16,512}")  # printable ASCII without spaces, as a bearer token is sent
@@ -52,7 +54,7 @@ def listed_keys(keys) -> list:
     if isinstance(keys, (list, tuple)) and all(isinstance(k, str) for k in keys): return list(keys)
     raise ConfigError(f"API_KEYS (WINE_API_API_KEYS) must be keys separated by commas; got {str(keys)[:20]!r}")
 
-# %% ../nbs/12_ops.ipynb #1ccc26c5
+# %% ../nbs/12_ops.ipynb #f44fe2b8
 def key_file_lines(path) -> list:
     "The keys in a key file: one per line, blank lines and `#` comments skipped; only a small, regular UTF-8 file."
     try:
@@ -65,7 +67,7 @@ def key_file_lines(path) -> list:
     except UnicodeDecodeError: raise ConfigError(f"the API key file {path} is not UTF-8 text") from None
     return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
 
-# %% ../nbs/12_ops.ipynb #74d540b4
+# %% ../nbs/12_ops.ipynb #716bd36c
 def configured_keys(keys=None,    # keys: a list, or one comma-separated string; None when not asked for
                     key_file=None, # a file with one key per line (blank lines and `#` comments skipped)
                    ) -> list:
@@ -84,7 +86,7 @@ def configured_keys(keys=None,    # keys: a list, or one comma-separated string;
             )
     return found
 
-# %% ../nbs/12_ops.ipynb #f2d434d5
+# %% ../nbs/12_ops.ipynb #d4de6268
 class ApiKeys:
     "The accepted API keys, held as SHA-256 digests and checked in constant time."
     def __init__(self, keys:list): self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
@@ -96,13 +98,13 @@ class ApiKeys:
         for accepted in self.digests: found |= hmac.compare_digest(accepted, digest)
         return found
 
-# %% ../nbs/12_ops.ipynb #501239ef
+# %% ../nbs/12_ops.ipynb #a4d03f49
 def bearer_token(authorization:str) -> str:
     "The token of an `Authorization: Bearer <token>` header, or None."
     scheme, _, token = authorization.strip().partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
-# %% ../nbs/12_ops.ipynb #c9310f0e
+# %% ../nbs/12_ops.ipynb #5d51452a
 def require_api_key():
     "Refuse a request that lacks a valid key, when keys are configured (the app's open endpoints excepted)."
     state = app_state()
@@ -112,7 +114,7 @@ def require_api_key():
     if token is None: raise Unauthorized("this server needs an API key: send the header 'Authorization: Bearer <key>'")
     if not keys.accepts(token): raise Unauthorized("the API key is not valid")
 
-# %% ../nbs/12_ops.ipynb #398f3515
+# %% ../nbs/12_ops.ipynb #7e6d8908
 MAX_LINE = 4000  # bytes in one log line: below PIPE_BUF (4096), so one write of it to a pipe is never split
 TAIL_FIELDS = {"exception"}  # fields whose end matters most
 
@@ -121,7 +123,7 @@ def cut(text:str, keep:int, tail:bool=False) -> str:
     if len(text) <= keep: return text
     return "…" + text[-keep:] if tail else text[:keep] + "…"
 
-# %% ../nbs/12_ops.ipynb #d82d54e0
+# %% ../nbs/12_ops.ipynb #8872fc0d
 def fit_line(record:dict, limit:int=MAX_LINE) -> bytes:
     "`record` as one JSON line of at most `limit` bytes: its longest text fields cut until it fits."
     line = orjson.dumps(record) + b"\n"
@@ -132,7 +134,7 @@ def fit_line(record:dict, limit:int=MAX_LINE) -> bytes:
         line = orjson.dumps(record) + b"\n"
     return line
 
-# %% ../nbs/12_ops.ipynb #04c72f3d
+# %% ../nbs/12_ops.ipynb #92e0106e
 def json_line(level:str, logger:str, message:str, # what every line says
               created:float=None, # when, in seconds since the epoch; now by default
               **fields) -> bytes:
@@ -141,7 +143,7 @@ def json_line(level:str, logger:str, message:str, # what every line says
     return fit_line({"time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": level,
                      "logger": logger, "pid": this_process(), "message": message, **fields})
 
-# %% ../nbs/12_ops.ipynb #1971520d
+# %% ../nbs/12_ops.ipynb #c7e56a44
 class RequestLog:
     """Writes one JSON line per request: to a file descriptor with one `os.write` per line (so the workers' lines never
     interleave and none waits in a buffer), or to a text stream, or nowhere until `configure_logging` says where."""
@@ -159,7 +161,7 @@ class RequestLog:
         if self.fd is not None: os.write(self.fd, line)
         elif self.stream is not None: self.stream.write(line.decode())
 
-# %% ../nbs/12_ops.ipynb #17cc7651
+# %% ../nbs/12_ops.ipynb #60e5078a
 request_log = RequestLog()
 
 class JsonFormatter(logging.Formatter):
@@ -170,7 +172,7 @@ class JsonFormatter(logging.Formatter):
             json_line(record.levelname, record.name, record.getMessage(), record.created, **extra).decode().rstrip("\n")
         )
 
-# %% ../nbs/12_ops.ipynb #cee1bc61
+# %% ../nbs/12_ops.ipynb #ddcbcde4
 class JsonLineHandler(logging.Handler):
     "Writes log records as JSON lines the way request lines are written: one write each, to the same place."
     def __init__(self, log:"RequestLog"):
@@ -181,7 +183,7 @@ class JsonLineHandler(logging.Handler):
         try: self.log.write_line(self.format(record).encode() + b"\n")
         except Exception: self.handleError(record)
 
-# %% ../nbs/12_ops.ipynb #f2c62699
+# %% ../nbs/12_ops.ipynb #74748df9
 def configure_logging(stream=None, # where the lines go; standard error by default
                       level=logging.INFO):
     "Send the `wine_api` loggers' records and the request lines to `stream` as JSON lines (what `wine-api serve` does)."
@@ -194,7 +196,7 @@ def configure_logging(stream=None, # where the lines go; standard error by defau
     logger.propagate = False
     request_log.fd, request_log.stream = (fd, stream) if level <= logging.INFO else (None, None)
 
-# %% ../nbs/12_ops.ipynb #56f559ca
+# %% ../nbs/12_ops.ipynb #4722c6f9
 if values.ValueClass is not values.MutexValue:  # multiprocess mode: each value checks its process id on every write;
     values.ValueClass = values.MultiProcessValue(process_identifier=this_process)  # without a system call each time
 METRICS = CollectorRegistry()  # this module's own registry, so that importing it twice never registers a metric twice
@@ -229,12 +231,12 @@ def metrics_registry() -> CollectorRegistry:
     multiprocess.MultiProcessCollector(registry)
     return registry
 
-# %% ../nbs/12_ops.ipynb #0e56b7db
+# %% ../nbs/12_ops.ipynb #43aff613
 def mark_worker_dead(server, worker):
     "gunicorn's `child_exit` hook: a dead worker's gauges no longer count."
     multiprocess.mark_process_dead(worker.pid)
 
-# %% ../nbs/12_ops.ipynb #7386847f
+# %% ../nbs/12_ops.ipynb #9d88062b
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})  # any other method counts as "OTHER"
 
 _children = {}  # labelled metrics, looked up once per process: `labels()` costs more than the count itself
@@ -244,7 +246,7 @@ def child(metric, *labels):
     if key not in _children: _children[key] = metric.labels(*labels)
     return _children[key]
 
-# %% ../nbs/12_ops.ipynb #4d2a838b
+# %% ../nbs/12_ops.ipynb #d7a95fa1
 def count_prediction(prediction, # what the request predicted
                      predictor,  # the predictor that did: its class and feature names
                     ):
@@ -258,13 +260,13 @@ def count_prediction(prediction, # what the request predicted
     for name, count in zip(class_names, np.bincount(classes, minlength=len(class_names)).tolist()):
         if count: child(PREDICTIONS, name).inc(count)
 
-# %% ../nbs/12_ops.ipynb #edcb03be
+# %% ../nbs/12_ops.ipynb #e4549eec
 _served_version = [None]  # what this process last reported in MODEL_VERSION
 def report_model_version(version:int):
     "Set the model version gauge when this process's version changes."
     if version != _served_version[0]: MODEL_VERSION.set(version); _served_version[0] = version
 
-# %% ../nbs/12_ops.ipynb #9cdb5f0f
+# %% ../nbs/12_ops.ipynb #95ccd7e7
 MONITORING_WINDOW = 24 * 3600.0  # seconds of predictions the gauges cover
 MONITORING_EVERY = 60.0  # seconds between two reads of the log by one worker
 _monitoring = {}  # log -> (when read, figures), this process's cache
@@ -307,7 +309,7 @@ def monitoring_registry(log, slot) -> CollectorRegistry:
     except LogUnavailable: pass
     return registry
 
-# %% ../nbs/12_ops.ipynb #e493ccef
+# %% ../nbs/12_ops.ipynb #a495ed52
 bp = Blueprint("ops", __name__)
 
 @bp.get("/metrics")
@@ -317,7 +319,7 @@ def metrics():
     monitoring = generate_latest(monitoring_registry(state.log, state.slot)) if state.log else b""
     return Response(generate_latest(metrics_registry()) + monitoring, content_type=CONTENT_TYPE_LATEST)
 
-# %% ../nbs/12_ops.ipynb #9452f131
+# %% ../nbs/12_ops.ipynb #178cd228
 def log_fields(record, # the request's `RequestRecord`
                method:str, path:str, status:int, duration:float) -> dict:
     "The request's log line: id, method, path, status, duration, and what the record says it did."
@@ -328,7 +330,7 @@ def log_fields(record, # the request's `RequestRecord`
     if record.error_code is not None: fields["error"] = record.error_code
     return fields
 
-# %% ../nbs/12_ops.ipynb #1e37d7c2
+# %% ../nbs/12_ops.ipynb #8690af0c
 def count_request(record, route:str, method:str, status:int, duration:float):
     "Count the request in the metrics: its route, method and status, its time, its rows, its error."
     child(REQUESTS, route, method if method in METHODS else "OTHER", str(status)).inc()
@@ -337,7 +339,7 @@ def count_request(record, route:str, method:str, status:int, duration:float):
     if record.prediction is not None: count_prediction(record.prediction, record.predictor)
     if record.error_code is not None: child(ERRORS, record.error_code).inc()
 
-# %% ../nbs/12_ops.ipynb #75072fcb
+# %% ../nbs/12_ops.ipynb #6d5d9f18
 def finish_request(response:Response) -> Response:
     "Count the request, log it, and return its id (and, on a 401, how to authenticate): an `after_request` hook."
     req, record = request._get_current_object(), current_record()  # once, not through the proxies each time
@@ -348,7 +350,7 @@ def finish_request(response:Response) -> Response:
     if status == 401: response.headers["WWW-Authenticate"] = 'Bearer realm="wine_api"'
     return response
 
-# %% ../nbs/12_ops.ipynb #7eef6282
+# %% ../nbs/12_ops.ipynb #58d8486f
 FAST_ROUTES = {"/api/": tutorial_input, "/predict": predict_input}  # route -> its input parser
 
 def fast_allowed(environ:dict, keys) -> bool:
@@ -358,26 +360,56 @@ def fast_allowed(environ:dict, keys) -> bool:
     token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
     return token is not None and keys.accepts(token)
 
-# %% ../nbs/12_ops.ipynb #2c0370ee
-def fast_answer(environ:dict, route:str, state, config) -> tuple:
-    "`(record, body, X)` of a successful prediction on `route`; raises whatever the Flask route would answer."
-    started = time.perf_counter()
+# %% ../nbs/12_ops.ipynb #f152ae4b
+V2_INFER = "/v2/models/<model_name>/infer"  # the Flask rule of the V2 inference route: its label in metrics and logs
+
+def v2_model_name(environ:dict) -> str:
+    "The model a plain JSON V2 inference request names (`/v2/models/<name>/infer`), or None for any other request."
+    path = environ.get("PATH_INFO", "")
+    if not path.startswith("/v2/models/") or not path.endswith("/infer"): return None
+    if environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH") is not None or environ.get("HTTP_CONTENT_ENCODING"):
+        return None
+    name = path[len("/v2/models/"):-len("/infer")]
+    return name if name and "/" not in name else None
+
+# %% ../nbs/12_ops.ipynb #750e0ee5
+def fast_body(environ:dict, config) -> bytes:
+    "The request's body within the app's limits, left in the environ (or the error reading it) for Flask if needed."
     try: body = read_body(environ, config["MAX_CONTENT_LENGTH"], config["BODY_TIMEOUT"])
     except WineApiError as e:
         environ[BODY] = e
         raise
     environ[BODY] = body
+    return body
+
+def fast_record(environ:dict, started:float, predictor, prediction, state) -> RequestRecord:
+    "The record of a fast answer: its request id, version, prediction and, when the server keeps a log, batch id."
+    return RequestRecord(request_id(environ.get("HTTP_X_REQUEST_ID")), started, predictor.version, prediction,
+                         predictor, new_batch_id() if state.log is not None else None)
+
+def fast_answer(environ:dict, route:str, state, config) -> tuple:
+    "`(record, body, X)` of a successful prediction on `route`; raises whatever the Flask route would answer."
+    started, body = time.perf_counter(), fast_body(environ, config)
     model = state.slot.current()
     predictor = model.ready()
     X = FAST_ROUTES[route](decode_json(body), predictor.feature_names, config["MAX_ROWS"])
     prediction = predictor.predict(X)
-    record = RequestRecord(request_id(environ.get("HTTP_X_REQUEST_ID")), started, predictor.version, prediction,
-                           predictor, new_batch_id() if state.log is not None else None)
+    record = fast_record(environ, started, predictor, prediction, state)
     if route == "/api/": return record, orjson.dumps(prediction.classes, option=orjson.OPT_SERIALIZE_NUMPY), X
     warnings = predictor.range_warnings(X, prediction) if prediction.out_of_range.any() else None
     return record, model.renderer.render(prediction, record.batch_id, warnings), X
 
-# %% ../nbs/12_ops.ipynb #8608de7c
+def fast_v2_answer(environ:dict, model_name:str, state, config) -> tuple:
+    "`(record, body, X)` of a successful JSON V2 inference; raises whatever the Flask route would answer."
+    started, body = time.perf_counter(), fast_body(environ, config)
+    predictor = served_version(model_name, None, config["MODEL_NAME"], state.slot.current().ready())
+    checked = infer_request(decode_json(body), b"", predictor.feature_names, config["MAX_ROWS"])
+    prediction = predictor.predict(checked.X)
+    record = fast_record(environ, started, predictor, prediction, state)
+    parameters = answer_parameters(predictor, checked.X, prediction, record.batch_id)
+    return record, infer_response(model_name, predictor.version, checked, prediction, parameters)[0], checked.X
+
+# %% ../nbs/12_ops.ipynb #f558328c
 def answer_headers(record:RequestRecord, body:bytes) -> list:
     "The headers of a fast answer: what Flask and the hooks would have set."
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
@@ -388,15 +420,19 @@ def fast_path(app) -> callable:
     "`app`'s WSGI callable, answering the prediction routes' successes itself and everything else through Flask."
     flask_wsgi, state, config = app.wsgi_app, app_state(app), app.config
     def wsgi(environ, start_response):
-        route = environ.get("PATH_INFO")
-        if route not in FAST_ROUTES or environ.get("REQUEST_METHOD") != "POST" or not fast_allowed(environ, state.keys):
+        route, v2_model = environ.get("PATH_INFO"), None
+        if route not in FAST_ROUTES and (v2_model := v2_model_name(environ)) is None:
             return flask_wsgi(environ, start_response)
-        try: record, body, X = fast_answer(environ, route, state, config)
+        if environ.get("REQUEST_METHOD") != "POST" or not fast_allowed(environ, state.keys):
+            return flask_wsgi(environ, start_response)
+        try:
+            if v2_model is None: record, body, X = fast_answer(environ, route, state, config)
+            else: (record, body, X), route = fast_v2_answer(environ, v2_model, state, config), V2_INFER
         except Exception: return flask_wsgi(environ, start_response)  # Flask answers it, as it always did
         if state.log is not None: state.log.add(logged_batch(record, route, X))
         duration = time.perf_counter() - record.started
         count_request(record, route, "POST", 200, duration)
-        request_log.write(log_fields(record, "POST", route, 200, duration))
+        request_log.write(log_fields(record, "POST", environ["PATH_INFO"], 200, duration))
         start_response("200 OK", answer_headers(record, body))
         return [body]
     return wsgi

@@ -13,7 +13,7 @@ __all__ = ['log', 'RANDOM', 'PREDICTION_ID', 'METADATA', 'BATCHES', 'FEEDBACK', 
            'check_found', 'check_no_conflict', 'store_feedback', 'LabelledRows', 'labelled_rows', 'prediction',
            'figures', 'prune']
 
-# %% ../nbs/03_predlog.ipynb #a9e0bd28
+# %% ../nbs/03_predlog.ipynb #f30e7f33
 import atexit
 import logging
 import os
@@ -36,7 +36,7 @@ from .errors import ConfigError, InvalidInput, LabelConflict, LogUnavailable, Pr
 
 log = logging.getLogger("wine_api")
 
-# %% ../nbs/03_predlog.ipynb #9804ceaf
+# %% ../nbs/03_predlog.ipynb #d3bfd1b3
 _PROCESS = [os.getpid()]  # this process's id, kept up to date across forks
 os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
 
@@ -46,7 +46,8 @@ def this_process() -> int:
 
 class RandomPool:
     "Random bytes from `os.urandom`, drawn `size` bytes at a time, afresh in each process."
-    def __init__(self, size:int=4096): self.size, self.lock, self.pid, self.data, self.at = size, threading.Lock(), None, b"", 0
+    def __init__(self, size:int=4096): # bytes drawn at a time
+        self.size, self.lock, self.pid, self.data, self.at = size, threading.Lock(), None, b"", 0
     def hex(self, n:int) -> str:
         "`n` random bytes as hex."
         with self.lock:
@@ -73,7 +74,7 @@ def parse_prediction_id(text) -> tuple:
     match = PREDICTION_ID.fullmatch(text) if isinstance(text, str) else None
     return (match[1], int(match[2])) if match else None
 
-# %% ../nbs/03_predlog.ipynb #736049f5
+# %% ../nbs/03_predlog.ipynb #45390b51
 _ID_ENDS = []  # "-0", "-1", ...: the ends of prediction ids, made once and replaced whole when more are needed
 
 def prediction_ids(batch_id:str, n:int) -> list:
@@ -83,7 +84,7 @@ def prediction_ids(batch_id:str, n:int) -> list:
     if len(ends) < n: ends = _ID_ENDS = [f"-{i}" for i in range(n)]
     return [batch_id + end for end in ends[:n]]
 
-# %% ../nbs/03_predlog.ipynb #919d3aa3
+# %% ../nbs/03_predlog.ipynb #664a032a
 METADATA = sa.MetaData()
 BATCHES = sa.Table(
     "prediction_batches", METADATA,
@@ -107,7 +108,7 @@ FEEDBACK = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )
 
-# %% ../nbs/03_predlog.ipynb #3f454295
+# %% ../nbs/03_predlog.ipynb #fce11a18
 def sqlite_pragmas(dbapi_connection, _record):
     "WAL (readers do not wait for the writer) and full syncs (a commit survives a crash), on every SQLite connection."
     cursor = dbapi_connection.cursor()
@@ -121,7 +122,7 @@ def redacted(url:str) -> str:
     try: return make_url(url).render_as_string(hide_password=True)
     except Exception: return "(an invalid URL)"
 
-# %% ../nbs/03_predlog.ipynb #54b617e8
+# %% ../nbs/03_predlog.ipynb #38bd3955
 def open_engine(url:str) -> sa.Engine:
     "An engine for the log at `url`; `ConfigError` if it is no usable database URL."
     try: parsed = make_url(url)
@@ -137,7 +138,7 @@ def open_engine(url:str) -> sa.Engine:
     sa.event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
-# %% ../nbs/03_predlog.ipynb #84fb258d
+# %% ../nbs/03_predlog.ipynb #fa57245a
 def database_url(source) -> str:
     "A database URL as it is, or a SQLite file's path as its URL."
     return str(source) if "://" in str(source) else f"sqlite:///{Path(source).resolve()}"
@@ -160,7 +161,7 @@ def create_tables(engine:sa.Engine):
             raise ConfigError(f"the table {table.name} of the prediction log has the columns {sorted(found)[:12]}, "
                               f"not {sorted(table.columns.keys())}: it was made by another layout; use a new log")
 
-# %% ../nbs/03_predlog.ipynb #5ff81a4b
+# %% ../nbs/03_predlog.ipynb #f4f07fcc
 @contextmanager
 def reachable(url:str):
     "Turn a database failure inside the block into `LogUnavailable`."
@@ -171,7 +172,7 @@ def reachable(url:str):
         raise LogUnavailable(f"the prediction log cannot be used right now ({type(e.orig).__name__}); "
                              "try again shortly") from None
 
-# %% ../nbs/03_predlog.ipynb #7ee52d8c
+# %% ../nbs/03_predlog.ipynb #8f76c6d6
 @dataclass(frozen=True)
 class LoggedBatch:
     "One predicting request, as the log keeps it."
@@ -212,7 +213,7 @@ def row_answers(row) -> tuple:
     index = np.frombuffer(row.answer_index, "<u2" if len(row.answer_index) == 2 * row.n_rows else "<u4")
     return answers[index, 0].astype(np.int64), answers[index, 1:]
 
-# %% ../nbs/03_predlog.ipynb #cd4728fc
+# %% ../nbs/03_predlog.ipynb #f10fce22
 @dataclass(frozen=True)
 class StoredBatches:
     "Batches read back, expanded into one row per prediction."
@@ -240,7 +241,7 @@ def expand(rows:list) -> StoredBatches:
     return StoredBatches(ids, np.concatenate(created), np.concatenate(versions), np.concatenate(inputs),
                          np.concatenate(classes), probabilities)
 
-# %% ../nbs/03_predlog.ipynb #4bbf407e
+# %% ../nbs/03_predlog.ipynb #5dd8f37e
 MAX_FEEDBACK_ITEMS = 10_000  # items in one feedback request
 
 @dataclass(frozen=True)
@@ -269,7 +270,7 @@ def item_problems(i:int, item, class_names:list) -> list:
                          f"or an index from 0 to {len(class_names) - 1}; got {str(item['label'])[:40]!r}"})
     return problems
 
-# %% ../nbs/03_predlog.ipynb #f1920cdd
+# %% ../nbs/03_predlog.ipynb #75416e2e
 def feedback_items(body,             # the decoded JSON: one item, a list, or `{"feedback": [...]}`
                    class_names:list, # the model's classes, for labels given by name
                   ) -> list:
@@ -292,7 +293,7 @@ def feedback_items(body,             # the decoded JSON: one item, a list, or `{
     return [FeedbackItem(item["prediction_id"], *parse_prediction_id(item["prediction_id"]),
                          label_index(item["label"], class_names)) for item in items]
 
-# %% ../nbs/03_predlog.ipynb #4b6715a6
+# %% ../nbs/03_predlog.ipynb #cfd65f86
 DRIFT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # where a feature's training values are cut into bins
 
 def bin_index(values:np.ndarray, # a feature's values
@@ -308,7 +309,7 @@ def drift_bins(values:np.ndarray, # one feature's training values
     counts = np.bincount(bin_index(values, np.unique(quantiles)), minlength=len(np.unique(quantiles)) + 1)
     return {"quantiles": quantiles.tolist(), "bin_shares": (counts / len(values)).tolist()}
 
-# %% ../nbs/03_predlog.ipynb #0ff0d5d8
+# %% ../nbs/03_predlog.ipynb #7a55b7a1
 def macro_f1(truth:np.ndarray, predicted:np.ndarray) -> float:
     "Macro-averaged F1 over the classes seen in either array (scikit-learn's `f1_score(average='macro')`)."
     labels = np.union1d(truth, predicted)
@@ -329,7 +330,7 @@ def psi(values:np.ndarray, # recent values of one feature
     actual, expected = np.clip(actual, 1e-4, None), np.clip(expected, 1e-4, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
-# %% ../nbs/03_predlog.ipynb #65631079
+# %% ../nbs/03_predlog.ipynb #c010b903
 def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction id -> label, for the rows labelled
                     manifest:dict=None, # the version's manifest: its features' ranges and bins (None: unknown)
                    ) -> dict:
@@ -349,7 +350,7 @@ def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction i
             "macro_f1": macro_f1(truth, predicted) if labelled else None,
             "features": figures}
 
-# %% ../nbs/03_predlog.ipynb #60fe7021
+# %% ../nbs/03_predlog.ipynb #2d32cc7f
 class PredictionLog:
     "The prediction log at a database URL: buffered writes of predictions, synchronous feedback, figures, lookups."
     def __init__(self, url:str,            # `sqlite:///path` or `postgresql+psycopg://user:password@host/db`
@@ -373,7 +374,7 @@ class PredictionLog:
 
     def __repr__(self): return f"PredictionLog({redacted(self.url)!r})"
 
-# %% ../nbs/03_predlog.ipynb #44cf63a4
+# %% ../nbs/03_predlog.ipynb #8e66e38b
 def _start_writer(self:PredictionLog):
     "Start this process's writer (once per process; after a fork the parent's connections are left alone)."
     self.engine.dispose(close=False)
@@ -393,7 +394,7 @@ def add(self:PredictionLog, batch:LoggedBatch):
 
 PredictionLog._start_writer, PredictionLog.add = _start_writer, add
 
-# %% ../nbs/03_predlog.ipynb #5a594ac8
+# %% ../nbs/03_predlog.ipynb #3f51154b
 def _gevent_original(module:str, name:str):
     "The unpatched `module.name` when gevent has patched threads, else None."
     monkey = sys.modules.get("gevent.monkey")
@@ -415,7 +416,7 @@ def wake(lock):
     try: lock.release()
     except RuntimeError: pass  # released already
 
-# %% ../nbs/03_predlog.ipynb #8885895a
+# %% ../nbs/03_predlog.ipynb #10796b1f
 def _insert(self:PredictionLog, rows:list):
     "Insert `rows` (from `LoggedBatch.as_row`) on the writer's connection, in one transaction."
     if self._connection is None:
@@ -441,7 +442,7 @@ def _forget_connection(self:PredictionLog):
 
 PredictionLog._insert, PredictionLog._forget_connection = _insert, _forget_connection
 
-# %% ../nbs/03_predlog.ipynb #a04c0ccb
+# %% ../nbs/03_predlog.ipynb #40e5a547
 def flush(self:PredictionLog) -> int:
     "Write every queued batch in one transaction; the rows written. On failure they stay queued (up to a bound)."
     if self._pid != this_process(): return 0
@@ -470,7 +471,7 @@ def _drop_beyond_bound(self:PredictionLog):
 
 PredictionLog.flush, PredictionLog._drop_beyond_bound = flush, _drop_beyond_bound
 
-# %% ../nbs/03_predlog.ipynb #54bec445
+# %% ../nbs/03_predlog.ipynb #5cd31a7e
 def _write_forever(self:PredictionLog):
     "The writer: flush every `flush_interval` (or when a full buffer wakes it), prune every `prune_interval`."
     with self._running:
@@ -494,7 +495,7 @@ def close(self:PredictionLog):
 
 PredictionLog._write_forever, PredictionLog.close = _write_forever, close
 
-# %% ../nbs/03_predlog.ipynb #a5ac50d0
+# %% ../nbs/03_predlog.ipynb #68d59f2a
 STORED_COLUMNS = (BATCHES.c.id, BATCHES.c.created, BATCHES.c.model_version, BATCHES.c.n_rows, BATCHES.c.inputs,
                   BATCHES.c.n_classes, BATCHES.c.answers, BATCHES.c.answer_index)
 
@@ -521,7 +522,7 @@ def predictions(self:PredictionLog, since:float=None, until:float=None, # a time
 
 PredictionLog.read_batches, PredictionLog.predictions = read_batches, predictions
 
-# %% ../nbs/03_predlog.ipynb #1669e8bb
+# %% ../nbs/03_predlog.ipynb #7c222f45
 FEEDBACK_GRACE = 2.0  # seconds a prediction may still be on its way to the log after its answer was sent
 
 def missing_items(items:list, batches:dict) -> list:
@@ -542,7 +543,7 @@ def wait_for_batches(self:PredictionLog, items:list) -> dict:
 
 PredictionLog.wait_for_batches = wait_for_batches
 
-# %% ../nbs/03_predlog.ipynb #495aa4c0
+# %% ../nbs/03_predlog.ipynb #ee3017c2
 def check_found(items:list, batches:dict):
     "`PredictionNotFound` naming every item whose prediction the log does not hold."
     missing = missing_items(items, batches)
@@ -563,7 +564,7 @@ def check_no_conflict(items:list, stored:dict):
     if details: raise LabelConflict(details[0]["message"].replace("prediction", f"item {details[0]['item']}: "
                                     "prediction", 1) + "; a stored label is never overwritten", details)
 
-# %% ../nbs/03_predlog.ipynb #8071fd5f
+# %% ../nbs/03_predlog.ipynb #01ffd5c8
 def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by `feedback_items`
                   ) -> list:
     """Store the labels of `items`, all or none; `"created"` or `"unchanged"` for each. `PredictionNotFound` or
@@ -588,7 +589,7 @@ def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by
 
 PredictionLog.store_feedback = store_feedback
 
-# %% ../nbs/03_predlog.ipynb #bfecd536
+# %% ../nbs/03_predlog.ipynb #ab18517c
 @dataclass(frozen=True)
 class LabelledRows:
     "Labelled predictions: what the model saw, what it answered, what people said."
@@ -616,7 +617,7 @@ def labelled_rows(self:PredictionLog, since:float=None, # only predictions made 
 
 PredictionLog.labelled_rows = labelled_rows
 
-# %% ../nbs/03_predlog.ipynb #bdda27ae
+# %% ../nbs/03_predlog.ipynb #44648500
 def prediction(self:PredictionLog, prediction_id:str) -> dict:
     "What the log holds of one prediction: inputs, answer, version, time, route, request and label; None if nothing."
     parsed = parse_prediction_id(prediction_id)
@@ -638,7 +639,7 @@ def prediction(self:PredictionLog, prediction_id:str) -> dict:
 
 PredictionLog.prediction = prediction
 
-# %% ../nbs/03_predlog.ipynb #e3edb5a8
+# %% ../nbs/03_predlog.ipynb #6a88e61c
 def figures(self:PredictionLog, manifests:dict, # model version -> its manifest (for ranges and bins), where known
             since:float=None, until:float=None, # the time window (seconds since the epoch)
             most:int=200_000, # most rows read, the newest first
@@ -659,7 +660,7 @@ def figures(self:PredictionLog, manifests:dict, # model version -> its manifest 
 
 PredictionLog.figures = figures
 
-# %% ../nbs/03_predlog.ipynb #8a431270
+# %% ../nbs/03_predlog.ipynb #0aa5bcf1
 def prune(self:PredictionLog, now:float=None) -> int:
     "Delete unlabelled predictions older than `max_age` or beyond the newest `max_rows`; the batches deleted."
     unlabelled = ~sa.exists().where(FEEDBACK.c.batch_id == BATCHES.c.id)

@@ -4,59 +4,58 @@
 
 # %% auto #0
 __all__ = ['V2_STATUS', 'V2_ERRORS', 'bp', 'requested_model', 'v2_server_metadata', 'v2_live', 'v2_ready', 'v2_model_metadata',
-           'v2_model_ready', 'answer_parameters', 'v2_infer']
+           'v2_model_ready', 'v2_infer']
 
-# %% ../nbs/11_v2.ipynb #51be2e2d
+# %% ../nbs/11_v2.ipynb #abca592f
 from flask import Blueprint, Response, current_app, request
 
 from .errors import InvalidInput
 from .predict import Predictor, decode_json
-from .predlog import prediction_ids
-from .tensors import (HEADER_LENGTH, decompressed, infer_request, infer_response, model_metadata,
-                              served_version, server_metadata, split_binary)
+from .tensors import (HEADER_LENGTH, answer_parameters, decompressed, infer_request, infer_response,
+                              model_metadata, served_version, server_metadata, split_binary)
 from .web import (REST_STATUS, ErrorForm, current_record, json_response, read_body, record_prediction,
                           served_model)
 
-# %% ../nbs/11_v2.ipynb #4c2a0289
+# %% ../nbs/11_v2.ipynb #ffe3e955
 V2_STATUS = {**REST_STATUS, InvalidInput: 400}  # the REST table, but content the model cannot take is a 400 here
 V2_ERRORS = ErrorForm(V2_STATUS, lambda e: {"error": e.message})
 
-# %% ../nbs/11_v2.ipynb #f8284c90
+# %% ../nbs/11_v2.ipynb #6dfb0629
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
-# %% ../nbs/11_v2.ipynb #4904f29e
+# %% ../nbs/11_v2.ipynb #3568b4c1
 def requested_model(model_name:str, model_version:str=None) -> Predictor:
     "The served predictor, if the request names it; 404 or 503 otherwise."
     predictor = served_model().ready()
     return served_version(model_name, model_version, current_app.config["MODEL_NAME"], predictor)
 
-# %% ../nbs/11_v2.ipynb #4253b95e
+# %% ../nbs/11_v2.ipynb #29692dbd
 @bp.get("")
 def v2_server_metadata():
     "Server metadata."
     return json_response(server_metadata())
 
-# %% ../nbs/11_v2.ipynb #6ad0849c
+# %% ../nbs/11_v2.ipynb #37ffc0d0
 @bp.get("/health/live")
 def v2_live():
     "The server is alive."
     return json_response({"live": True})
 
-# %% ../nbs/11_v2.ipynb #70d77c43
+# %% ../nbs/11_v2.ipynb #ed39ec04
 @bp.get("/health/ready")
 def v2_ready():
     "The server is ready: its model is loaded."
     served_model()
     return json_response({"ready": True})
 
-# %% ../nbs/11_v2.ipynb #2de9350a
+# %% ../nbs/11_v2.ipynb #834ff628
 @bp.get("/models/<model_name>")
 @bp.get("/models/<model_name>/versions/<model_version>")
 def v2_model_metadata(model_name:str, model_version:str=None):
     "Model metadata."
     return json_response(model_metadata(model_name, requested_model(model_name, model_version)))
 
-# %% ../nbs/11_v2.ipynb #03500690
+# %% ../nbs/11_v2.ipynb #a8ee6495
 @bp.get("/models/<model_name>/ready")
 @bp.get("/models/<model_name>/versions/<model_version>/ready")
 def v2_model_ready(model_name:str, model_version:str=None):
@@ -64,17 +63,7 @@ def v2_model_ready(model_name:str, model_version:str=None):
     requested_model(model_name, model_version)
     return json_response({"name": model_name, "ready": True})
 
-# %% ../nbs/11_v2.ipynb #853f7e67
-def answer_parameters(predictor:Predictor, X, prediction) -> dict:
-    "The inference answer's parameters: `prediction_ids` when logged, `out_of_range` warnings when any."
-    batch_id, parameters = current_record().batch_id, {}
-    if batch_id is not None: parameters["prediction_ids"] = prediction_ids(batch_id, len(X))
-    if prediction.out_of_range.any():
-        parameters["out_of_range"] = [{"row": row, **warning} for row, warnings in
-                                      predictor.range_warnings(X, prediction).items() for warning in warnings]
-    return parameters
-
-# %% ../nbs/11_v2.ipynb #edab4e21
+# %% ../nbs/11_v2.ipynb #fddf2fec
 @bp.post("/models/<model_name>/infer")
 @bp.post("/models/<model_name>/versions/<model_version>/infer")
 def v2_infer(model_name:str, model_version:str=None):
@@ -87,6 +76,7 @@ def v2_infer(model_name:str, model_version:str=None):
     checked = infer_request(decode_json(header), binary, predictor.feature_names, config["MAX_ROWS"])
     prediction = record_prediction(predictor, checked.X)
     answer, header_length = infer_response(model_name, predictor.version, checked, prediction,
-                                           answer_parameters(predictor, checked.X, prediction))
+                                           answer_parameters(predictor, checked.X, prediction,
+                                                             current_record().batch_id))
     if header_length is None: return Response(answer, mimetype="application/json")
     return Response(answer, mimetype="application/octet-stream", headers={HEADER_LENGTH: str(header_length)})
