@@ -6,7 +6,7 @@
 __all__ = ['DEADLINES', 'INTERNAL_ERROR', 'client_host', 'header_key', 'wsgi_environ', 'BodyDeadlines', 'collect', 'request_body',
            'StartResponse', 'call_wsgi', 'RsgiFront', 'granian_log_config', 'granian_options', 'run_granian']
 
-# %% ../nbs/16_server.ipynb #4360b262
+# %% ../nbs/16_server.ipynb #a3dd1753
 import asyncio
 import io
 import logging
@@ -17,7 +17,7 @@ import orjson
 
 from .errors import BODY, BodyTooLarge, InvalidBody, RequestTimeout
 
-# %% ../nbs/16_server.ipynb #6e79d8aa
+# %% ../nbs/16_server.ipynb #952e8105
 def client_host(address:str) -> str:
     "The host part of granian's `host:port` (IPv6 hosts come in brackets)."
     return address.rpartition(":")[0].strip("[]")
@@ -46,7 +46,7 @@ def wsgi_environ(scope,           # granian's RSGI scope
         environ[key] = f"{environ[key]},{value}" if key in environ else value
     return environ
 
-# %% ../nbs/16_server.ipynb #46ec5ae0
+# %% ../nbs/16_server.ipynb #47be77ff
 class BodyDeadlines:
     "The body reads in flight on one event loop, each cancelled once past its deadline; one timer serves them all."
     def __init__(self, tick:float=0.1): # seconds between two sweeps
@@ -77,7 +77,7 @@ class BodyDeadlines:
 
 DEADLINES = BodyDeadlines()  # for the loop of this process's worker (one loop per process)
 
-# %% ../nbs/16_server.ipynb #587727a2
+# %% ../nbs/16_server.ipynb #3c864508
 async def collect(chunks,    # an async iterator of byte strings
                   limit:int, # most bytes accepted
                  ) -> bytes:
@@ -109,7 +109,7 @@ async def request_body(environ:dict, # the request's WSGI environ (its headers)
         return InvalidBody(f"the request body could not be read: {type(e).__name__}")
     finally: DEADLINES.done(task)
 
-# %% ../nbs/16_server.ipynb #b6f34f70
+# %% ../nbs/16_server.ipynb #eca56ec5
 class StartResponse:
     "A WSGI `start_response` that keeps the status code and headers for one RSGI answer."
     __slots__ = ("status", "headers")
@@ -130,7 +130,7 @@ def call_wsgi(app, environ:dict) -> tuple:
 INTERNAL_ERROR = orjson.dumps({"error": {"code": "internal_error", "details": [],  # `web.error_body`'s form
                                           "message": "the server failed to answer; the error was logged"}})
 
-# %% ../nbs/16_server.ipynb #ca147493
+# %% ../nbs/16_server.ipynb #47792417
 class RsgiFront:
     "granian's RSGI callable for a Flask `app`: bodies awaited within the app's limits, then the app called inline."
     def __init__(self, app, # a Flask app; its `wsgi_app` answers (the fast path included)
@@ -141,7 +141,8 @@ class RsgiFront:
         self.timeout = app.config.get("BODY_TIMEOUT") or 10.0
         self.script_name = (os.environ.get("SCRIPT_NAME", "") if script_name is None else script_name).rstrip("/")
         self.base = {"SCRIPT_NAME": "", "wsgi.version": (1, 0), "wsgi.errors": sys.stderr, "wsgi.multithread": False,
-                     "wsgi.multiprocess": True, "wsgi.run_once": False}
+                     "wsgi.multiprocess": True, "wsgi.run_once": False,
+                     "wsgi.input_terminated": True}  # the input is the whole body: werkzeug reads it even if chunked
 
     async def __rsgi__(self, scope, protocol):
         if scope.proto != "http": return  # websockets are switched off; nothing else reaches here
@@ -164,7 +165,7 @@ class RsgiFront:
             from prometheus_client import multiprocess
             multiprocess.mark_process_dead(os.getpid())
 
-# %% ../nbs/16_server.ipynb #14fa3e70
+# %% ../nbs/16_server.ipynb #e215c039
 def granian_log_config() -> dict:
     "A logging dictConfig for granian's own lines (and its access log): JSON on standard error."
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
@@ -189,7 +190,7 @@ def granian_options(host:str="127.0.0.1", # interface to listen on
             "respawn_failed_workers": True, "workers_kill_timeout": 10,
             "log_dictconfig": granian_log_config(), "log_access": access_log}
 
-# %% ../nbs/16_server.ipynb #96cf8e66
+# %% ../nbs/16_server.ipynb #a6145e31
 def run_granian(front:RsgiFront, # what each worker serves
                 options:dict,     # `granian_options`
                 on_ready=None,    # called in the main process once the socket listens
