@@ -203,12 +203,16 @@ def test_a_short_soak_has_no_errors_and_no_memory_growth():
     try:
         load = Load("127.0.0.1", server.port, "/predict", BODY, connections=16).start()
         time.sleep(5)  # the workers' first seconds under load make shared pages private (copy-on-write): a one-off rise
-        before = pss_mib(server)
-        time.sleep(8)
-        after = pss_mib(server)  # both measured under the same load
+        samples = []
+        for _ in range(12):  # once a second, all under the same load
+            samples.append(pss_mib(server))
+            time.sleep(1)
         outcomes = load.stop()
         assert len(outcomes) > 1000 and not failed(outcomes)
-        assert after - before < 2, (before, after)
+        steps = sorted(b - a for a, b in zip(samples, samples[1:]))
+        # a leak grows every second: the median step stays near 0; a buffer or arena that grows once (a step of 1-3 MiB
+        # seen now and then with granian's connections) is allowed once, within a bound
+        assert steps[len(steps) // 2] < 0.1 and samples[-1] - samples[0] < 4, samples
     finally:
         server.stop()
 
