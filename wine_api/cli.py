@@ -7,12 +7,11 @@ __all__ = ['PARSER_ERRORS', 'training_notebook', 'parse_value', 'notebook_parame
            'new_report_path', 'read_result', 'ipc_kernel_manager', 'run_training', 'format_result', 'run_notes',
            'check_key', 'cli', 'train', 'check_feedback', 'format_models', 'models', 'switch_current', 'promote',
            'rollback', 'verify', 'keygen', 'use_multiprocess_metrics', 'gunicorn_options', 'json_logger_class',
-           'gevent_worker', 'check_port_free', 'free_port', 'run_gunicorn', 'serve', 'csv_number', 'input_text',
-           'csv_rows', 'read_rows', 'predict_here', 'format_table', 'explain', 'predict', 'read_feedback_file',
-           'feedback', 'explain_items', 'format_monitoring', 'monitor', 'prediction_lineage', 'format_lineage',
-           'lineage']
+           'gevent_worker', 'check_port_free', 'run_gunicorn', 'serve', 'csv_number', 'input_text', 'csv_rows',
+           'read_rows', 'predict_here', 'format_table', 'explain', 'predict', 'read_feedback_file', 'feedback',
+           'explain_items', 'format_monitoring', 'monitor', 'prediction_lineage', 'format_lineage', 'lineage']
 
-# %% ../nbs/17_cli.ipynb #936e9d6a
+# %% ../nbs/17_cli.ipynb #d09efbd5
 import ast
 import codecs
 import csv
@@ -32,25 +31,25 @@ import orjson
 
 import wine_api
 
-# %% ../nbs/17_cli.ipynb #13b8bd1a
+# %% ../nbs/17_cli.ipynb #ee8d2826
 def training_notebook() -> Path:
     "The training notebook `wine-api train` executes."
     return Path(wine_api.__file__).parent/"notebooks"/"train.ipynb"
 
-# %% ../nbs/17_cli.ipynb #4ba0a171
+# %% ../nbs/17_cli.ipynb #2f1d29cc
 def parse_value(text:str): # a value as typed on the command line
     "`3` → 3, `0.2` → 0.2, `None` → None, `True` → True; anything else stays a string."
     try: return ast.literal_eval(text)
     except (ValueError, SyntaxError): return text
 
-# %% ../nbs/17_cli.ipynb #5a130528
+# %% ../nbs/17_cli.ipynb #9e1e6c23
 def notebook_parameters(path, # a notebook with a `parameters` cell
                        ) -> dict:
     "The notebook's parameters with their default values."
     import papermill
     return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(path)).items()}
 
-# %% ../nbs/17_cli.ipynb #c02ba4fc
+# %% ../nbs/17_cli.ipynb #08c64834
 def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VALUE`
                        defaults:dict, # the notebook's parameters and their defaults
                       ) -> dict:
@@ -67,18 +66,18 @@ def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VA
     check_training_params(**params, y=load_wine_data().y)
     return params
 
-# %% ../nbs/17_cli.ipynb #c5c70119
+# %% ../nbs/17_cli.ipynb #490cd746
 class TrainingRunError(RuntimeError):
     "The training notebook raised in one of its cells."
 
-# %% ../nbs/17_cli.ipynb #e31b2b0b
+# %% ../nbs/17_cli.ipynb #02fd3638
 def new_report_path(report_dir, # directory for executed training notebooks
                    ) -> Path:
     "A report file name unique to this run: `train-<UTC time>-<pid>.ipynb`."
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path(report_dir)/f"train-{stamp}-{os.getpid()}.ipynb"
 
-# %% ../nbs/17_cli.ipynb #ebd04efc
+# %% ../nbs/17_cli.ipynb #7bdda4f0
 def read_result(report:Path) -> dict:
     "The JSON the executed notebook's `result` cell displayed."
     import nbformat
@@ -87,7 +86,7 @@ def read_result(report:Path) -> dict:
     if not outputs: raise TrainingRunError(f"{report} has no result: the run did not reach its last cell")
     return outputs[-1]["application/json"]
 
-# %% ../nbs/17_cli.ipynb #3b52a358
+# %% ../nbs/17_cli.ipynb #bdd9ad0c
 def ipc_kernel_manager():
     "A kernel manager class whose kernels talk over local Unix sockets, not TCP (no port, and no plain-text warning)."
     from jupyter_client.manager import AsyncKernelManager
@@ -98,7 +97,7 @@ def ipc_kernel_manager():
             self.ip = os.path.join(tempfile.gettempdir(), f"wine-api-kernel-{os.getpid()}-{id(self)}")
     return IPCKernelManager
 
-# %% ../nbs/17_cli.ipynb #a1bee0ef
+# %% ../nbs/17_cli.ipynb #84d27f5e
 def run_training(params:dict,       # parameters to inject, `model_dir` included
                  report:Path,       # where to write the executed notebook
                  progress:bool=True, # show papermill's progress bar
@@ -118,7 +117,7 @@ def run_training(params:dict,       # parameters to inject, `model_dir` included
                                f"no model was saved.") from None
     return read_result(report)
 
-# %% ../nbs/17_cli.ipynb #13e68887
+# %% ../nbs/17_cli.ipynb #16d18816
 def format_result(result:dict) -> str:
     "What a finished run says: the version, where it is, its scores, the feedback it used, how it compares."
     m = result["metrics"]
@@ -152,7 +151,7 @@ def run_notes(result:dict) -> list:
         lines.append(("Promoted: " if promotion["promoted"] else "NOT promoted: ") + promotion["reason"])
     return lines
 
-# %% ../nbs/17_cli.ipynb #6cabfecd
+# %% ../nbs/17_cli.ipynb #d3e90176
 def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a public key)
              ):
     "The key at `path`, loaded; a `BadParameter` naming the option if it is no such key."
@@ -160,13 +159,13 @@ def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a pu
     try: return (load_signing_key if kind == "signing" else load_verify_key)(path)
     except ModelStoreError as e: raise click.BadParameter(str(e), param_hint=f"'--{kind}-key'") from None
 
-# %% ../nbs/17_cli.ipynb #372d0baf
+# %% ../nbs/17_cli.ipynb #86a1c567
 @click.group()
 @click.version_option(wine_api.__version__, prog_name="wine-api")
 def cli():
     "wine_api: train the wine classifier from its notebook, and serve it."
 
-# %% ../nbs/17_cli.ipynb #7a2fea77
+# %% ../nbs/17_cli.ipynb #cc86b6b1
 @cli.command()
 @click.option("-p", "--parameter", "overrides", nargs=2, multiple=True, metavar="NAME VALUE",
               help="Set a training parameter, e.g. -p max_depth 3 (repeatable; see --list-params).")
@@ -209,7 +208,7 @@ def train(overrides, model_dir, report_dir, current, signing_key, feedback_log, 
     attach_report(Path(result["path"]), report.read_bytes())
     click.echo(format_result(result))
 
-# %% ../nbs/17_cli.ipynb #2907c777
+# %% ../nbs/17_cli.ipynb #83f37473
 def check_feedback(source:str, since:str):
     "Read the feedback once before the kernel starts: a `BadParameter` naming the option if it cannot be read."
     from wine_api.errors import ConfigError
@@ -222,7 +221,7 @@ def check_feedback(source:str, since:str):
                                  f"{str(e)[:200]}", param_hint="'--feedback'") from None
     click.echo(f"Feedback: {len(rows.ids)} labelled predictions")
 
-# %% ../nbs/17_cli.ipynb #7b12df0d
+# %% ../nbs/17_cli.ipynb #4c9a68d9
 def format_models(models:list) -> str:
     "The store's versions as a table, the current one marked with `*`."
     lines = [f"{'':2}{'version':>7}  {'trained at':20}  {'accuracy':>8}  {'macro-F1':>8}  {'CV accuracy':>13}  params"]
@@ -239,7 +238,7 @@ def format_models(models:list) -> str:
                      + ("  (signed)" if m.get("signed") else ""))
     return "\n".join(lines)
 
-# %% ../nbs/17_cli.ipynb #7f01d2d6
+# %% ../nbs/17_cli.ipynb #7011d424
 @cli.group(invoke_without_command=True)
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
               show_default=True, help="The model store.")
@@ -259,7 +258,7 @@ def models(ctx, model_dir, as_json, verify_key):
         )
     click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if as_json else format_models(found))
 
-# %% ../nbs/17_cli.ipynb #1976a567
+# %% ../nbs/17_cli.ipynb #28b6f5a0
 def switch_current(model_dir:Path, change, # the store, and a function of it that switches CURRENT
                   ) -> str:
     "Run `change` on the store; what changed, or a `ClickException` saying why nothing did."
@@ -270,7 +269,7 @@ def switch_current(model_dir:Path, change, # the store, and a function of it tha
     except ModelStoreError as e: raise click.ClickException(str(e)) from None
     return f"{model_dir}: version {after} is now current (was {before})"
 
-# %% ../nbs/17_cli.ipynb #2b8fc048
+# %% ../nbs/17_cli.ipynb #f97a422a
 @models.command()
 @click.argument("version", type=click.IntRange(1))
 @click.pass_obj
@@ -279,7 +278,7 @@ def promote(store, version):
     from wine_api.store import promote as promote_version
     click.echo(switch_current(store.model_dir, lambda d: promote_version(d, version, store.public_key)))
 
-# %% ../nbs/17_cli.ipynb #8b3830c1
+# %% ../nbs/17_cli.ipynb #30507330
 @models.command()
 @click.pass_obj
 def rollback(store):
@@ -287,7 +286,7 @@ def rollback(store):
     from wine_api.store import rollback as rollback_version
     click.echo(switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key)))
 
-# %% ../nbs/17_cli.ipynb #8720aa57
+# %% ../nbs/17_cli.ipynb #82f5ad45
 @models.command()
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.pass_obj
@@ -309,7 +308,7 @@ def verify(store, version):
             click.echo(f"version {v}: FAILED: {e}")
     if failed: raise click.ClickException(f"{failed} of {len(versions)} versions failed verification")
 
-# %% ../nbs/17_cli.ipynb #a147609c
+# %% ../nbs/17_cli.ipynb #8fa58aa7
 @cli.command()
 @click.argument("prefix", type=click.Path(dir_okay=False, path_type=Path))
 def keygen(prefix):
@@ -325,7 +324,7 @@ def keygen(prefix):
     click.echo(f"private key: {key_path} (train with --signing-key {key_path})\n"
                f"public key:  {pub_path} (serve and promote with --verify-key {pub_path})")
 
-# %% ../nbs/17_cli.ipynb #c4bae753
+# %% ../nbs/17_cli.ipynb #16b5e6ca
 def use_multiprocess_metrics() -> str:
     """Point prometheus_client at a fresh directory for the workers' metrics (before it is imported); the directory we
     made, if any."""
@@ -333,7 +332,7 @@ def use_multiprocess_metrics() -> str:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wine-api-metrics-")
     return os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-# %% ../nbs/17_cli.ipynb #b5920d0c
+# %% ../nbs/17_cli.ipynb #88673746
 def gunicorn_options(host:str="127.0.0.1", # interface to listen on
                      port:int=5000,        # TCP port
                      workers:int=2,        # worker processes
@@ -346,7 +345,7 @@ def gunicorn_options(host:str="127.0.0.1", # interface to listen on
             "preload_app": True, "timeout": 30, "graceful_timeout": 10, "keepalive": 5,
             "accesslog": "-" if access_log else None, "proc_name": "wine-api"}
 
-# %% ../nbs/17_cli.ipynb #237a7191
+# %% ../nbs/17_cli.ipynb #0e13babb
 def json_logger_class():
     "A gunicorn logger class writing gunicorn's own lines as JSON, like the app's."
     from gunicorn.glogging import Logger
@@ -357,7 +356,7 @@ def json_logger_class():
             for handler in self.error_log.handlers + self.access_log.handlers: handler.setFormatter(JsonFormatter())
     return JsonLogger
 
-# %% ../nbs/17_cli.ipynb #07962ea7
+# %% ../nbs/17_cli.ipynb #8ce73b88
 PARSER_ERRORS = {  # what gunicorn's parser refuses -> (status, code); any other refusal is a 400
     "LimitRequestLine": (414, "uri_too_long"), "LimitRequestHeaders": (431, "request_header_fields_too_large"),
     "ExpectationFailed": (417, "expectation_failed"), "ForbiddenProxyRequest": (403, "forbidden")}
@@ -394,26 +393,20 @@ def gevent_worker():
                 pass  # the client is gone; there is no one left to tell
     return WineApiGeventWorker
 
-# %% ../nbs/17_cli.ipynb #26b8ce2c
-def check_port_free(host:str, port:int):
-    "A `ClickException` now, rather than gunicorn's retries later, when `host:port` cannot be listened on."
-    if port == 0: return  # the system picks a free one
+# %% ../nbs/17_cli.ipynb #957ce2db
+def check_port_free(host:str, port:int) -> int:
+    """`port` if `host:port` can be listened on, a free port for 0 (each worker listens on its own socket, so they must
+    agree on a number); a `ClickException` now, rather than the server's retries later, when it cannot."""
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
             s.bind((host, port))
+            return s.getsockname()[1]
     except OSError as e:
         hint = "; another server is listening there: stop it or pick another --port" if e.errno == 98 else ""
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}{hint}") from None
 
-# %% ../nbs/17_cli.ipynb #18265ae3
-def free_port(host:str) -> int:
-    "A port nothing listens on now at `host`, for `--port 0`."
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-# %% ../nbs/17_cli.ipynb #3af14366
+# %% ../nbs/17_cli.ipynb #86c89829
 def run_gunicorn(app, # the WSGI app, created before the workers fork
                  options:dict, # gunicorn settings
                 ):
@@ -430,7 +423,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     Server().run()
 
-# %% ../nbs/17_cli.ipynb #54e9ffc0
+# %% ../nbs/17_cli.ipynb #c6ee4f7f
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="WINE_API_HOST", show_envvar=True,
               help="Interface to listen on (0.0.0.0 for all).")
@@ -462,7 +455,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 def serve(host, port, workers, connections, server_name, model_path, max_rows, max_body_bytes, model_name,
           api_key_file, verify_key, prediction_log, no_prediction_log, access_log):
     "Serve predictions over HTTP; a model store is followed as its current version changes."
-    check_port_free(host, port)
+    port = check_port_free(host, port)
     metrics_dir = use_multiprocess_metrics()
     from wine_api.app import create_app
     from wine_api.errors import ConfigError
@@ -488,8 +481,11 @@ def serve(host, port, workers, connections, server_name, model_path, max_rows, m
     if log:
         from wine_api.predlog import redacted
         logging.getLogger("wine_api").info(f"prediction log: {redacted(log.url)}")
-    def flush_log(server, worker):  # a worker stopping gracefully writes what its buffer holds
+    def flush_log(server, worker):  # a worker stopping writes what its buffer holds (gunicorn checks the arity)
         if log: log.close()
+    def worker_exit():  # granian: the buffer written, the worker's live gauges no longer counted
+        flush_log(None, None)
+        mark_worker_dead(None, SimpleNamespace(pid=os.getpid()))
     try:
         if server_name == "gunicorn":
             run_gunicorn(app, {**gunicorn_options(host, port, workers, connections, access_log),
@@ -497,14 +493,14 @@ def serve(host, port, workers, connections, server_name, model_path, max_rows, m
                                "worker_exit": flush_log})
         else:
             from wine_api.server import RsgiFront, granian_options, run_granian
-            port = port or free_port(host)  # the workers' sockets must agree on one port
             shown_host = f"[{host}]" if ":" in host else host
-            run_granian(RsgiFront(app), granian_options(host, port, workers, connections, access_log),
+            run_granian(RsgiFront(app, on_exit=worker_exit),
+                        granian_options(host, port, workers, connections, access_log),
                         on_ready=lambda: say_where(f"http://{shown_host}:{port}"))
     finally:  # workers leave through here too; only the main process cleans up
         if metrics_dir and os.getpid() == master: shutil.rmtree(metrics_dir, ignore_errors=True)
 
-# %% ../nbs/17_cli.ipynb #dc99606f
+# %% ../nbs/17_cli.ipynb #d95f3c99
 def csv_number(cell:str):
     "A CSV cell as a number when it is one; else the text, for validation to name; empty is null."
     cell = cell.strip()
@@ -512,7 +508,7 @@ def csv_number(cell:str):
     try: return float(cell)
     except ValueError: return cell
 
-# %% ../nbs/17_cli.ipynb #5425ebf6
+# %% ../nbs/17_cli.ipynb #54ee0bfa
 def input_text(data:bytes) -> str:
     "The input as text: UTF-8 (with or without a byte order mark) or UTF-16 with one, as Excel saves 'Unicode text'."
     from wine_api.errors import EmptyBody, InvalidBody
@@ -527,14 +523,14 @@ def input_text(data:bytes) -> str:
     if not text.strip(): raise EmptyBody("the input is empty: give a CSV file with a header row, or JSON rows")
     return text
 
-# %% ../nbs/17_cli.ipynb #3f60df41
+# %% ../nbs/17_cli.ipynb #85b18550
 def csv_rows(text:str) -> list:
     "The rows of CSV text, its delimiter (comma, semicolon or tab) guessed from its start."
     try: dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error: dialect = csv.excel
     return [row for row in csv.reader(io.StringIO(text), dialect) if row]
 
-# %% ../nbs/17_cli.ipynb #60e2cbdf
+# %% ../nbs/17_cli.ipynb #c894bb02
 def read_rows(data:bytes,     # the input's bytes
               kind:str="auto", # "csv", "json", or "auto": JSON if it starts with [ or {
              ) -> dict:
@@ -549,7 +545,7 @@ def read_rows(data:bytes,     # the input's bytes
     header, *rows = csv_rows(text)
     return {"columns": [h.strip() for h in header], "data": [[csv_number(c) for c in row] for row in rows]}
 
-# %% ../nbs/17_cli.ipynb #f98bcdd7
+# %% ../nbs/17_cli.ipynb #506d9863
 def predict_here(body:dict, # a `/predict` body
                  model_path=None, # model store or version directory; None for the bundled model
                 ) -> dict:
@@ -563,7 +559,7 @@ def predict_here(body:dict, # a `/predict` body
     warnings = predictor.range_warnings(X, prediction)
     return orjson.loads(PredictionRenderer(predictor).render(prediction, warnings=warnings))
 
-# %% ../nbs/17_cli.ipynb #3ad05a5b
+# %% ../nbs/17_cli.ipynb #11f8e171
 def format_table(answer:dict) -> str:
     "A `/predict` answer as an aligned table, one line per row."
     names = list(answer["predictions"][0]["probabilities"]) if answer["predictions"] else []
@@ -573,7 +569,7 @@ def format_table(answer:dict) -> str:
                      "  ".join(f"{p['probabilities'][n]:>8.3f}" for n in names))
     return "\n".join(lines + [f"model version {answer['model_version']}"])
 
-# %% ../nbs/17_cli.ipynb #4284916c
+# %% ../nbs/17_cli.ipynb #6e0e95b9
 def explain(error) -> str:
     "A `WineApiError` or `ServerError` as lines for the terminal: the message, then each detail."
     lines = [error.message] + [
@@ -581,7 +577,7 @@ def explain(error) -> str:
     ]
     return "\n".join(lines)
 
-# %% ../nbs/17_cli.ipynb #313d8995
+# %% ../nbs/17_cli.ipynb #3ba4122c
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--url", help="Ask the server at this URL (e.g. http://127.0.0.1:5000) instead of predicting here.")
@@ -601,7 +597,7 @@ def predict(source, url, api_key, model_path, kind, output):
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(format_table(answer) if output == "table" else orjson.dumps(answer).decode())
 
-# %% ../nbs/17_cli.ipynb #64a80548
+# %% ../nbs/17_cli.ipynb #d53c9762
 def read_feedback_file(data:bytes) -> list:
     "Feedback items from CSV (`prediction_id,label` columns) or JSON; labels of digits become class indexes."
     from wine_api.errors import InvalidInput
@@ -617,7 +613,7 @@ def read_feedback_file(data:bytes) -> list:
     return [{"prediction_id": cell(row, "prediction_id"),
              "label": int(cell(row, "label")) if cell(row, "label").isdigit() else cell(row, "label")} for row in rows]
 
-# %% ../nbs/17_cli.ipynb #7792abfe
+# %% ../nbs/17_cli.ipynb #c8da0eb1
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--url", default="http://127.0.0.1:5000", show_default=True, envvar="WINE_API_URL",
@@ -643,7 +639,7 @@ def explain_items(error) -> str:
     "A feedback error for the terminal: the message, then each item's problem."
     return "\n".join([error.message] + [f"  {d['message']}" for d in error.details[1:]])
 
-# %% ../nbs/17_cli.ipynb #ce24611e
+# %% ../nbs/17_cli.ipynb #633bee19
 def format_monitoring(answer:dict) -> str:
     "The monitoring figures as tables: one line per version, then one per feature with each version's rates and PSI."
     fmt = lambda x, spec=".3f": "-" if x is None else format(x, spec)
@@ -661,7 +657,7 @@ def format_monitoring(answer:dict) -> str:
                                             for f in figures))
     return "\n".join(lines)
 
-# %% ../nbs/17_cli.ipynb #e61bdbcb
+# %% ../nbs/17_cli.ipynb #55c7b5df
 @cli.command()
 @click.option("--url", default="http://127.0.0.1:5000", show_default=True, envvar="WINE_API_URL",
               help="The server's base URL.")
@@ -678,7 +674,7 @@ def monitor(url, api_key, window, since, until, as_json):
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() if as_json else format_monitoring(answer))
 
-# %% ../nbs/17_cli.ipynb #34d91a27
+# %% ../nbs/17_cli.ipynb #16016f38
 def prediction_lineage(prediction_id:str, log_url:str, model_dir:Path) -> dict:
     "One prediction, the version that made it, and where that version came from; `ClickException` when not found."
     from wine_api.predlog import PredictionLog, missing_file, redacted
@@ -700,7 +696,7 @@ def prediction_lineage(prediction_id:str, log_url:str, model_dir:Path) -> dict:
         "class_names": manifest["class_names"], "params": manifest["params"], "metrics": manifest["metrics"],
         "lineage": manifest.get("lineage"), "report": str(report) if report.is_file() else None}}
 
-# %% ../nbs/17_cli.ipynb #8ce37394
+# %% ../nbs/17_cli.ipynb #1acba6d7
 def format_lineage(found:dict) -> str:
     "A prediction's lineage, for the terminal."
     p, m = found["prediction"], found["model"]
@@ -721,7 +717,7 @@ def format_lineage(found:dict) -> str:
               f"  report: {m['report'] or 'not kept'}"]
     return "\n".join(lines)
 
-# %% ../nbs/17_cli.ipynb #ea1b313c
+# %% ../nbs/17_cli.ipynb #f6725746
 @cli.command()
 @click.argument("prediction_id")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),

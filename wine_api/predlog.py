@@ -13,7 +13,7 @@ __all__ = ['log', 'RANDOM', 'PREDICTION_ID', 'METADATA', 'BATCHES', 'FEEDBACK', 
            'check_found', 'check_no_conflict', 'store_feedback', 'LabelledRows', 'labelled_rows', 'prediction',
            'figures', 'prune']
 
-# %% ../nbs/03_predlog.ipynb #f30e7f33
+# %% ../nbs/03_predlog.ipynb #1e995453
 import atexit
 import logging
 import os
@@ -36,7 +36,7 @@ from .errors import ConfigError, InvalidInput, LabelConflict, LogUnavailable, Pr
 
 log = logging.getLogger("wine_api")
 
-# %% ../nbs/03_predlog.ipynb #d3bfd1b3
+# %% ../nbs/03_predlog.ipynb #abb4987e
 _PROCESS = [os.getpid()]  # this process's id, kept up to date across forks
 os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
 
@@ -47,17 +47,22 @@ def this_process() -> int:
 class RandomPool:
     "Random bytes from `os.urandom`, drawn `size` bytes at a time, afresh in each process."
     def __init__(self, size:int=4096): # bytes drawn at a time
-        self.size, self.lock, self.pid, self.data, self.at = size, threading.Lock(), None, b"", 0
+        self.size = size
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)  # a child never hands out its parent's bytes
+
+    def reset(self):
+        "Forget the bytes drawn (and a lock a parent's thread may hold)."
+        self.lock, self.data, self.at = threading.Lock(), b"", 0
+
     def hex(self, n:int) -> str:
         "`n` random bytes as hex."
         with self.lock:
-            if self.pid != _PROCESS[0] or self.at + n > len(self.data):
-                self.pid, self.data, self.at = _PROCESS[0], os.urandom(self.size), 0
+            if self.at + n > len(self.data): self.data, self.at = os.urandom(self.size), 0
             self.at += n
             return self.data[self.at - n:self.at].hex()
 
 RANDOM = RandomPool()
-os.register_at_fork(after_in_child=lambda: setattr(RANDOM, "lock", threading.Lock()))  # a parent's thread may hold it
 
 def new_batch_id(now:float=None) -> str:
     "A new batch id: the time in milliseconds (12 hex digits), then 80 random bits (20 hex digits)."
@@ -74,7 +79,7 @@ def parse_prediction_id(text) -> tuple:
     match = PREDICTION_ID.fullmatch(text) if isinstance(text, str) else None
     return (match[1], int(match[2])) if match else None
 
-# %% ../nbs/03_predlog.ipynb #45390b51
+# %% ../nbs/03_predlog.ipynb #914050e6
 _ID_ENDS = []  # "-0", "-1", ...: the ends of prediction ids, made once and replaced whole when more are needed
 
 def prediction_ids(batch_id:str, n:int) -> list:
@@ -84,7 +89,7 @@ def prediction_ids(batch_id:str, n:int) -> list:
     if len(ends) < n: ends = _ID_ENDS = [f"-{i}" for i in range(n)]
     return [batch_id + end for end in ends[:n]]
 
-# %% ../nbs/03_predlog.ipynb #664a032a
+# %% ../nbs/03_predlog.ipynb #581d2cce
 METADATA = sa.MetaData()
 BATCHES = sa.Table(
     "prediction_batches", METADATA,
@@ -108,7 +113,7 @@ FEEDBACK = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )
 
-# %% ../nbs/03_predlog.ipynb #fce11a18
+# %% ../nbs/03_predlog.ipynb #d52a1416
 def sqlite_pragmas(dbapi_connection, _record):
     "WAL (readers do not wait for the writer) and full syncs (a commit survives a crash), on every SQLite connection."
     cursor = dbapi_connection.cursor()
@@ -122,7 +127,7 @@ def redacted(url:str) -> str:
     try: return make_url(url).render_as_string(hide_password=True)
     except Exception: return "(an invalid URL)"
 
-# %% ../nbs/03_predlog.ipynb #38bd3955
+# %% ../nbs/03_predlog.ipynb #1f2d54ea
 def open_engine(url:str) -> sa.Engine:
     "An engine for the log at `url`; `ConfigError` if it is no usable database URL."
     try: parsed = make_url(url)
@@ -138,7 +143,7 @@ def open_engine(url:str) -> sa.Engine:
     sa.event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
-# %% ../nbs/03_predlog.ipynb #fa57245a
+# %% ../nbs/03_predlog.ipynb #cfdef7eb
 def database_url(source) -> str:
     "A database URL as it is, or a SQLite file's path as its URL."
     return str(source) if "://" in str(source) else f"sqlite:///{Path(source).resolve()}"
@@ -161,7 +166,7 @@ def create_tables(engine:sa.Engine):
             raise ConfigError(f"the table {table.name} of the prediction log has the columns {sorted(found)[:12]}, "
                               f"not {sorted(table.columns.keys())}: it was made by another layout; use a new log")
 
-# %% ../nbs/03_predlog.ipynb #f4f07fcc
+# %% ../nbs/03_predlog.ipynb #43acb8be
 @contextmanager
 def reachable(url:str):
     "Turn a database failure inside the block into `LogUnavailable`."
@@ -172,7 +177,7 @@ def reachable(url:str):
         raise LogUnavailable(f"the prediction log cannot be used right now ({type(e.orig).__name__}); "
                              "try again shortly") from None
 
-# %% ../nbs/03_predlog.ipynb #8f76c6d6
+# %% ../nbs/03_predlog.ipynb #4fde48d7
 @dataclass(frozen=True)
 class LoggedBatch:
     "One predicting request, as the log keeps it."
@@ -213,7 +218,7 @@ def row_answers(row) -> tuple:
     index = np.frombuffer(row.answer_index, "<u2" if len(row.answer_index) == 2 * row.n_rows else "<u4")
     return answers[index, 0].astype(np.int64), answers[index, 1:]
 
-# %% ../nbs/03_predlog.ipynb #f10fce22
+# %% ../nbs/03_predlog.ipynb #3ec7b688
 @dataclass(frozen=True)
 class StoredBatches:
     "Batches read back, expanded into one row per prediction."
@@ -241,7 +246,7 @@ def expand(rows:list) -> StoredBatches:
     return StoredBatches(ids, np.concatenate(created), np.concatenate(versions), np.concatenate(inputs),
                          np.concatenate(classes), probabilities)
 
-# %% ../nbs/03_predlog.ipynb #5dd8f37e
+# %% ../nbs/03_predlog.ipynb #8eec59af
 MAX_FEEDBACK_ITEMS = 10_000  # items in one feedback request
 
 @dataclass(frozen=True)
@@ -270,7 +275,7 @@ def item_problems(i:int, item, class_names:list) -> list:
                          f"or an index from 0 to {len(class_names) - 1}; got {str(item['label'])[:40]!r}"})
     return problems
 
-# %% ../nbs/03_predlog.ipynb #75416e2e
+# %% ../nbs/03_predlog.ipynb #98df2c68
 def feedback_items(body,             # the decoded JSON: one item, a list, or `{"feedback": [...]}`
                    class_names:list, # the model's classes, for labels given by name
                   ) -> list:
@@ -293,7 +298,7 @@ def feedback_items(body,             # the decoded JSON: one item, a list, or `{
     return [FeedbackItem(item["prediction_id"], *parse_prediction_id(item["prediction_id"]),
                          label_index(item["label"], class_names)) for item in items]
 
-# %% ../nbs/03_predlog.ipynb #cfd65f86
+# %% ../nbs/03_predlog.ipynb #9526f10c
 DRIFT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # where a feature's training values are cut into bins
 
 def bin_index(values:np.ndarray, # a feature's values
@@ -309,7 +314,7 @@ def drift_bins(values:np.ndarray, # one feature's training values
     counts = np.bincount(bin_index(values, np.unique(quantiles)), minlength=len(np.unique(quantiles)) + 1)
     return {"quantiles": quantiles.tolist(), "bin_shares": (counts / len(values)).tolist()}
 
-# %% ../nbs/03_predlog.ipynb #7a55b7a1
+# %% ../nbs/03_predlog.ipynb #8b960587
 def macro_f1(truth:np.ndarray, predicted:np.ndarray) -> float:
     "Macro-averaged F1 over the classes seen in either array (scikit-learn's `f1_score(average='macro')`)."
     labels = np.union1d(truth, predicted)
@@ -330,7 +335,7 @@ def psi(values:np.ndarray, # recent values of one feature
     actual, expected = np.clip(actual, 1e-4, None), np.clip(expected, 1e-4, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
-# %% ../nbs/03_predlog.ipynb #c010b903
+# %% ../nbs/03_predlog.ipynb #2a4b2981
 def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction id -> label, for the rows labelled
                     manifest:dict=None, # the version's manifest: its features' ranges and bins (None: unknown)
                    ) -> dict:
@@ -350,7 +355,7 @@ def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction i
             "macro_f1": macro_f1(truth, predicted) if labelled else None,
             "features": figures}
 
-# %% ../nbs/03_predlog.ipynb #2d32cc7f
+# %% ../nbs/03_predlog.ipynb #92879f88
 class PredictionLog:
     "The prediction log at a database URL: buffered writes of predictions, synchronous feedback, figures, lookups."
     def __init__(self, url:str,            # `sqlite:///path` or `postgresql+psycopg://user:password@host/db`
@@ -374,7 +379,7 @@ class PredictionLog:
 
     def __repr__(self): return f"PredictionLog({redacted(self.url)!r})"
 
-# %% ../nbs/03_predlog.ipynb #8e66e38b
+# %% ../nbs/03_predlog.ipynb #8337fddd
 def _start_writer(self:PredictionLog):
     "Start this process's writer (once per process; after a fork the parent's connections are left alone)."
     self.engine.dispose(close=False)
@@ -394,7 +399,7 @@ def add(self:PredictionLog, batch:LoggedBatch):
 
 PredictionLog._start_writer, PredictionLog.add = _start_writer, add
 
-# %% ../nbs/03_predlog.ipynb #3f51154b
+# %% ../nbs/03_predlog.ipynb #34316ea6
 def _gevent_original(module:str, name:str):
     "The unpatched `module.name` when gevent has patched threads, else None."
     monkey = sys.modules.get("gevent.monkey")
@@ -416,7 +421,7 @@ def wake(lock):
     try: lock.release()
     except RuntimeError: pass  # released already
 
-# %% ../nbs/03_predlog.ipynb #10796b1f
+# %% ../nbs/03_predlog.ipynb #36a4a8f9
 def _insert(self:PredictionLog, rows:list):
     "Insert `rows` (from `LoggedBatch.as_row`) on the writer's connection, in one transaction."
     if self._connection is None:
@@ -442,7 +447,7 @@ def _forget_connection(self:PredictionLog):
 
 PredictionLog._insert, PredictionLog._forget_connection = _insert, _forget_connection
 
-# %% ../nbs/03_predlog.ipynb #40e5a547
+# %% ../nbs/03_predlog.ipynb #e26e7633
 def flush(self:PredictionLog) -> int:
     "Write every queued batch in one transaction; the rows written. On failure they stay queued (up to a bound)."
     if self._pid != this_process(): return 0
@@ -471,7 +476,7 @@ def _drop_beyond_bound(self:PredictionLog):
 
 PredictionLog.flush, PredictionLog._drop_beyond_bound = flush, _drop_beyond_bound
 
-# %% ../nbs/03_predlog.ipynb #5cd31a7e
+# %% ../nbs/03_predlog.ipynb #ea834b09
 def _write_forever(self:PredictionLog):
     "The writer: flush every `flush_interval` (or when a full buffer wakes it), prune every `prune_interval`."
     with self._running:
@@ -495,7 +500,7 @@ def close(self:PredictionLog):
 
 PredictionLog._write_forever, PredictionLog.close = _write_forever, close
 
-# %% ../nbs/03_predlog.ipynb #68d59f2a
+# %% ../nbs/03_predlog.ipynb #5bf47cc0
 STORED_COLUMNS = (BATCHES.c.id, BATCHES.c.created, BATCHES.c.model_version, BATCHES.c.n_rows, BATCHES.c.inputs,
                   BATCHES.c.n_classes, BATCHES.c.answers, BATCHES.c.answer_index)
 
@@ -522,7 +527,7 @@ def predictions(self:PredictionLog, since:float=None, until:float=None, # a time
 
 PredictionLog.read_batches, PredictionLog.predictions = read_batches, predictions
 
-# %% ../nbs/03_predlog.ipynb #7c222f45
+# %% ../nbs/03_predlog.ipynb #edb40396
 FEEDBACK_GRACE = 2.0  # seconds a prediction may still be on its way to the log after its answer was sent
 
 def missing_items(items:list, batches:dict) -> list:
@@ -543,7 +548,7 @@ def wait_for_batches(self:PredictionLog, items:list) -> dict:
 
 PredictionLog.wait_for_batches = wait_for_batches
 
-# %% ../nbs/03_predlog.ipynb #ee3017c2
+# %% ../nbs/03_predlog.ipynb #85542764
 def check_found(items:list, batches:dict):
     "`PredictionNotFound` naming every item whose prediction the log does not hold."
     missing = missing_items(items, batches)
@@ -564,7 +569,7 @@ def check_no_conflict(items:list, stored:dict):
     if details: raise LabelConflict(details[0]["message"].replace("prediction", f"item {details[0]['item']}: "
                                     "prediction", 1) + "; a stored label is never overwritten", details)
 
-# %% ../nbs/03_predlog.ipynb #01ffd5c8
+# %% ../nbs/03_predlog.ipynb #5a70b249
 def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by `feedback_items`
                   ) -> list:
     """Store the labels of `items`, all or none; `"created"` or `"unchanged"` for each. `PredictionNotFound` or
@@ -589,7 +594,7 @@ def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by
 
 PredictionLog.store_feedback = store_feedback
 
-# %% ../nbs/03_predlog.ipynb #ab18517c
+# %% ../nbs/03_predlog.ipynb #94744f3f
 @dataclass(frozen=True)
 class LabelledRows:
     "Labelled predictions: what the model saw, what it answered, what people said."
@@ -617,7 +622,7 @@ def labelled_rows(self:PredictionLog, since:float=None, # only predictions made 
 
 PredictionLog.labelled_rows = labelled_rows
 
-# %% ../nbs/03_predlog.ipynb #44648500
+# %% ../nbs/03_predlog.ipynb #01f040cf
 def prediction(self:PredictionLog, prediction_id:str) -> dict:
     "What the log holds of one prediction: inputs, answer, version, time, route, request and label; None if nothing."
     parsed = parse_prediction_id(prediction_id)
@@ -639,7 +644,7 @@ def prediction(self:PredictionLog, prediction_id:str) -> dict:
 
 PredictionLog.prediction = prediction
 
-# %% ../nbs/03_predlog.ipynb #6a88e61c
+# %% ../nbs/03_predlog.ipynb #e7376e8c
 def figures(self:PredictionLog, manifests:dict, # model version -> its manifest (for ranges and bins), where known
             since:float=None, until:float=None, # the time window (seconds since the epoch)
             most:int=200_000, # most rows read, the newest first
@@ -660,7 +665,7 @@ def figures(self:PredictionLog, manifests:dict, # model version -> its manifest 
 
 PredictionLog.figures = figures
 
-# %% ../nbs/03_predlog.ipynb #0aa5bcf1
+# %% ../nbs/03_predlog.ipynb #2e39f6c5
 def prune(self:PredictionLog, now:float=None) -> int:
     "Delete unlabelled predictions older than `max_age` or beyond the newest `max_rows`; the batches deleted."
     unlabelled = ~sa.exists().where(FEEDBACK.c.batch_id == BATCHES.c.id)

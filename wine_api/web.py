@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['REQUEST_ID', 'RECORD', 'REST_STATUS', 'REST_ERRORS', 'AppState', 'app_state', 'request_id', 'RequestRecord',
            'start_record', 'current_record', 'served_model', 'record_prediction', 'logged_batch', 'name_the_answer',
-           'gevent_patched', 'read_deadline', 'read_stream', 'read_body', 'mimetype', 'json_body', 'json_response',
-           'error_body', 'ErrorForm', 'error_form', 'error_response', 'http_error_response',
+           'gevent_patched', 'read_deadline', 'read_stream', 'receive_body', 'read_body', 'mimetype', 'json_body',
+           'json_response', 'error_body', 'ErrorForm', 'error_form', 'error_response', 'http_error_response',
            'unexpected_error_response', 'register_error_handlers']
 
-# %% ../nbs/08_web.ipynb #73926063
+# %% ../nbs/08_web.ipynb #9ea32994
 import os
 import re
 import sys
@@ -30,7 +30,7 @@ from .predict import Body, Prediction, Predictor, ascii_digits, decode_json, sho
 from .predlog import RANDOM, LoggedBatch, PredictionLog, new_batch_id
 from .serving import ModelSlot, ServedModel
 
-# %% ../nbs/08_web.ipynb #825da21f
+# %% ../nbs/08_web.ipynb #4e41594b
 @dataclass
 class AppState:
     "What an app holds for all its requests: one object, under one key."
@@ -41,19 +41,19 @@ class AppState:
     open_paths: frozenset = frozenset()  # routes that never need a key (for the OpenAPI document)
     log: PredictionLog = None       # the prediction log; None when the server keeps none
 
-# %% ../nbs/08_web.ipynb #a121dad7
+# %% ../nbs/08_web.ipynb #204e6e7e
 def app_state(app:Flask=None) -> AppState:
     "The state of `app`, or of the app handling the current request."
     return (app or current_app).extensions["wine_api"]
 
-# %% ../nbs/08_web.ipynb #0d508849
+# %% ../nbs/08_web.ipynb #6df142fb
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what a caller's X-Request-ID may hold to be kept as is
 
 def request_id(incoming:str) -> str:
     "The caller's request id if it is a sane token, else a new random one (128 bits, as a UUID4 has)."
     return incoming if incoming and REQUEST_ID.fullmatch(incoming) else RANDOM.hex(16)
 
-# %% ../nbs/08_web.ipynb #649acc71
+# %% ../nbs/08_web.ipynb #28164163
 @dataclass
 class RequestRecord:
     "What one request did, for its log line and the metrics: written by the routes, read when it ends."
@@ -67,27 +67,27 @@ class RequestRecord:
 
 RECORD = "wine_api.record"  # the record's key in the request's WSGI environment
 
-# %% ../nbs/08_web.ipynb #8588a14d
+# %% ../nbs/08_web.ipynb #1609f710
 def start_record():
     "Open the current request's record (a `before_request` hook, the first)."
     environ = request.environ
     environ[RECORD] = RequestRecord(request_id(environ.get("HTTP_X_REQUEST_ID")), time.perf_counter())
 
-# %% ../nbs/08_web.ipynb #96b74fa2
+# %% ../nbs/08_web.ipynb #0e2c7f51
 def current_record() -> RequestRecord:
     "The current request's record (opened now if no hook did, as for an error raised before the hooks ran)."
     environ = request.environ
     if RECORD not in environ: start_record()
     return environ[RECORD]
 
-# %% ../nbs/08_web.ipynb #e0f32aa4
+# %% ../nbs/08_web.ipynb #4ca97ec9
 def served_model() -> ServedModel:
     "The model answering this request, its version noted in the record; `ModelUnavailable` when none is loaded."
     model = app_state().slot.current()
     current_record().model_version = model.ready().version
     return model
 
-# %% ../nbs/08_web.ipynb #42e0d5a2
+# %% ../nbs/08_web.ipynb #3a402ddd
 def record_prediction(predictor:Predictor, # the predictor `served_model` gave
                       X:np.ndarray,        # its validated input
                      ) -> Prediction:
@@ -108,7 +108,7 @@ def logged_batch(record:RequestRecord, # a record that holds its prediction and 
     return LoggedBatch(record.batch_id, record.request_id, route, record.predictor.version, X, prediction.classes,
                        prediction.probabilities, prediction.leaves)
 
-# %% ../nbs/08_web.ipynb #3d000463
+# %% ../nbs/08_web.ipynb #51d053c1
 def name_the_answer(response:Response) -> Response:
     """Every answer given by a model names its version in `X-Model-Version`, and a logged prediction its batch in
     `X-Prediction-Batch` (an `after_request` hook)."""
@@ -117,13 +117,13 @@ def name_the_answer(response:Response) -> Response:
     if record.batch_id is not None: response.headers["X-Prediction-Batch"] = record.batch_id
     return response
 
-# %% ../nbs/08_web.ipynb #132ee92f
+# %% ../nbs/08_web.ipynb #8bddd29a
 def gevent_patched() -> bool:
     "Whether this process runs on gevent's cooperative sockets (a `wine-api serve` worker)."
     monkey = sys.modules.get("gevent.monkey")
     return monkey is not None and monkey.is_module_patched("socket")
 
-# %% ../nbs/08_web.ipynb #46d49d1e
+# %% ../nbs/08_web.ipynb #11994c48
 @contextmanager
 def read_deadline(seconds:float): # most time the body may take to arrive
     "`RequestTimeout` if the block takes longer than `seconds`; enforced on gevent workers, where a body is awaited."
@@ -131,7 +131,7 @@ def read_deadline(seconds:float): # most time the body may take to arrive
     from gevent import Timeout
     with Timeout(seconds, RequestTimeout(f"the request body took longer than {seconds:g} s to arrive")): yield
 
-# %% ../nbs/08_web.ipynb #ac31e2d6
+# %% ../nbs/08_web.ipynb #fefa49d9
 def read_stream(stream, # a WSGI input
                 most:int, # bytes to read at most
                ) -> bytes:
@@ -146,17 +146,12 @@ def read_stream(stream, # a WSGI input
         raise InvalidBody(f"the request body could not be read: {type(e).__name__}") from None
     return b"".join(chunks)
 
-# %% ../nbs/08_web.ipynb #1b3ac356
-def read_body(environ:dict, # the WSGI environment of the request
-              limit:int,    # most bytes accepted (`MAX_CONTENT_LENGTH`)
-              timeout:float=10.0, # most seconds the body may take to arrive
-             ) -> bytes:
-    "The whole request body: 413 beyond `limit`, chunked or not; 408 if it is too slow; 400 if its framing is broken."
-    read = environ.get(BODY)  # read already: by the server while awaiting it (see the server chapter), or the fast path
-    if isinstance(read, Exception): raise read
-    if read is not None:
-        if len(read) > limit: raise BodyTooLarge(limit)
-        return read
+# %% ../nbs/08_web.ipynb #3ad7610d
+def receive_body(environ:dict, # the WSGI environment of the request
+                 limit:int,    # most bytes accepted (`MAX_CONTENT_LENGTH`)
+                 timeout:float=10.0, # most seconds the body may take to arrive
+                ) -> bytes:
+    "The body from the WSGI input: 413 beyond `limit`, chunked or not; 408 if too slow; 400 if its framing breaks."
     length = environ.get("CONTENT_LENGTH") or ""
     if length and not ascii_digits(length): raise InvalidBody(f"invalid Content-Length {length[:20]!r}")
     if length and int(length) > limit: raise BodyTooLarge(limit)
@@ -166,7 +161,22 @@ def read_body(environ:dict, # the WSGI environment of the request
     if length and len(body) < int(length): raise InvalidBody(f"the body ended after {len(body)} of its {length} bytes")
     return body
 
-# %% ../nbs/08_web.ipynb #313a139b
+def read_body(environ:dict, # the WSGI environment of the request
+              limit:int,    # most bytes accepted (`MAX_CONTENT_LENGTH`)
+              timeout:float=10.0, # most seconds the body may take to arrive
+             ) -> bytes:
+    """The whole request body, read once: what was read (or the error met) is kept in the environ under `BODY`, where
+    the server may have put it already while awaiting it (see the server chapter)."""
+    read = environ.get(BODY)
+    if read is None:
+        try: read = receive_body(environ, limit, timeout)
+        except WineApiError as e: read = e
+        environ[BODY] = read
+    if isinstance(read, Exception): raise read
+    if len(read) > limit: raise BodyTooLarge(limit)
+    return read
+
+# %% ../nbs/08_web.ipynb #06acd128
 def mimetype(environ:dict) -> str:
     "The request body's media type, lowercased, without its parameters ('' when none is given)."
     return environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
@@ -180,14 +190,14 @@ def json_body() -> Body:
                                    f"got {shown(media_type) if media_type else 'no Content-Type'}")
     return decode_json(read_body(environ, config["MAX_CONTENT_LENGTH"], config["BODY_TIMEOUT"]))
 
-# %% ../nbs/08_web.ipynb #40ba3b3f
+# %% ../nbs/08_web.ipynb #100ce6e4
 def json_response(payload, # anything orjson can write, numpy arrays included
                   status:int=200) -> Response:
     "A JSON response written by orjson."
     body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(body, status=status, mimetype="application/json")
 
-# %% ../nbs/08_web.ipynb #ede75652
+# %% ../nbs/08_web.ipynb #f4f20916
 REST_STATUS = {  # the REST API's status for each error
     WineApiError: 400, EmptyBody: 400, InvalidJSON: 400, InvalidBody: 400, InvalidInput: 422, TooManyRows: 413,
     BodyTooLarge: 413, UnsupportedMediaType: 415, RequestTimeout: 408, Unauthorized: 401, ModelNotFound: 404,
@@ -201,7 +211,7 @@ def error_body(code:str,         # stable machine-readable code, e.g. `invalid_i
     "The REST API's one error shape: `{\"error\": {\"code\", \"message\", \"details\"}}`."
     return {"error": {"code": code, "message": message, "details": details or []}}
 
-# %% ../nbs/08_web.ipynb #3ff401c1
+# %% ../nbs/08_web.ipynb #6b5ae4a5
 @dataclass(frozen=True)
 class ErrorForm:
     "How one protocol answers errors: its status table, and the body it writes."
@@ -214,14 +224,14 @@ class ErrorForm:
 
 REST_ERRORS = ErrorForm(REST_STATUS, lambda e: error_body(e.code, e.message, e.details))
 
-# %% ../nbs/08_web.ipynb #7d12b066
+# %% ../nbs/08_web.ipynb #1ff3cf4d
 def error_form(path:str) -> ErrorForm:
     "The error form of the protocol serving `path`: the REST one unless a protocol's prefix claims it."
     for prefix, form in app_state().error_forms.items():
         if path == prefix or path.startswith(prefix + "/"): return form
     return REST_ERRORS
 
-# %% ../nbs/08_web.ipynb #b29cc9fa
+# %% ../nbs/08_web.ipynb #e81dd655
 def error_response(e:WineApiError, # the error to answer
                    status:int=None, # the status when the edge already chose it (werkzeug's 404, 405)
                   ) -> Response:
@@ -230,7 +240,7 @@ def error_response(e:WineApiError, # the error to answer
     form = error_form(request.path)
     return json_response(form.body(e), status or form.status(e))
 
-# %% ../nbs/08_web.ipynb #65347f61
+# %% ../nbs/08_web.ipynb #a3247817
 def http_error_response(e:HTTPException) -> Response:
     "A werkzeug HTTP error in the protocol's JSON form, keeping its status and headers."
     error = WineApiError(e.description, code=e.name.lower().replace(" ", "_"))
@@ -239,13 +249,13 @@ def http_error_response(e:HTTPException) -> Response:
         if name.lower() != "content-type": response.headers[name] = value
     return response
 
-# %% ../nbs/08_web.ipynb #552c9449
+# %% ../nbs/08_web.ipynb #8e035e48
 def unexpected_error_response(e:Exception) -> Response:
     "Any other exception: logged with its traceback, answered with a 500 that reveals nothing."
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(InternalError("the server failed to handle this request; the error has been logged"))
 
-# %% ../nbs/08_web.ipynb #a8c3b0bd
+# %% ../nbs/08_web.ipynb #3bf79602
 def register_error_handlers(app:Flask):
     "Answer every error on `app` through `error_response`."
     app.register_error_handler(WineApiError, error_response)
