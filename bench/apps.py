@@ -31,3 +31,25 @@ def tutorial_app():
         return json.dumps(prediction.tolist())
 
     return app
+
+
+class ConstantWsgi:
+    "No framework at all: a WSGI callable answering a constant, with what our front reads of a Flask app."
+    config = {}
+
+    @staticmethod
+    def wsgi_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "3")])
+        return [b"[0]"]
+
+
+def constant_app():
+    "The server's ceiling through our RSGI front: what any app on it can reach at most."
+    return ConstantWsgi()
+
+
+class ConstantRsgi:
+    "granian's own ceiling: an RSGI app that reads the body and answers a constant, with no front of ours."
+    async def __rsgi__(self, scope, protocol):
+        await protocol()
+        protocol.response_bytes(200, [("content-type", "application/json")], b"[0]")

@@ -9,7 +9,9 @@ log to SQLite, range warnings), once more with an API key, once with the predict
 shipped before (`--server gunicorn`). It prints one-row requests/s and p50/p99 latency at concurrency 1 and 16, rows/s
 in 1000-row batches at concurrency 4 (also through the V2 route, JSON and binary, and next to the floors measured in
 this process: scikit-learn's `predict` and our tree walker), the spread over fresh starts of our server with the cores
-it used, cold start (process start to first 200), memory (PSS of the main process and its workers), and each target
+it used, cold start (process start to first 200), memory (PSS of the main process and its workers, each server
+right after its first one-row run at c16, so every app has seen the same load), the server's ceiling (a constant WSGI
+callable through our front, and a constant RSGI app on granian alone), and each target
 as PASS/FAIL. Ratios are medians of per-round paired ratios, so a slow minute of the machine hits both sides.
 """
 import argparse
@@ -219,6 +221,7 @@ def main():
             ("wine_api_key", "c16", "/api/", b["row_key"], 16),
             ("wine_api_key", "predict_c16", "/predict", b["predict_row_key"], 16),
             ("wine_api_nolog", "predict_c16", "/predict", b["predict_row"], 16),
+            ("constant", "c16", "/api/", b["row"], 16), ("constant@rsgi", "c16", "/api/", b["row"], 16),
             ("wine_api_gunicorn", "c16", "/api/", b["row"], 16),
             ("tutorial@gthread", "batch", "/api/", b["batch"], 4), ("tutorial", "batch", "/api/", b["batch"], 4),
             ("wine_api", "batch", "/api/", b["batch"], 4),
@@ -235,9 +238,11 @@ def main():
         for _ in range(args.rounds):  # interleaved, so a slow minute of the machine hits every app alike
             for name, label, path, body, connections in plan:
                 samples.setdefault((name, label), []).append(wrk(servers[name].url(path), body, connections, args.seconds))
+                if label == "c16" and "pss_mib" not in results.get(name, {}):  # like for like: after the same load
+                    results.setdefault(name, {})["pss_mib"] = servers[name].pss_mib()
         for (name, label), runs in samples.items():
             results.setdefault(name, {})[label] = {**median_run(runs), "rps_runs": [run["rps"] for run in runs]}
-        for name, server in servers.items(): results[name]["pss_mib"] = server.pss_mib()
+        results["wine_api"]["pss_mib_after_all"] = servers["wine_api"].pss_mib()  # batches included
     finally:
         for server in servers.values(): server.stop()
     results["spread"] = spread(args.starts, args.seconds, b["row"])
@@ -277,7 +282,9 @@ def report(r):
             ("wine_api /api/ with an API key", "wine_api_key", "c16"),
             ("wine_api /predict with an API key", "wine_api_key", "predict_c16"),
             ("wine_api /predict, prediction log off", "wine_api_nolog", "predict_c16"),
-            ("wine_api /api/ on gunicorn gevent (before)", "wine_api_gunicorn", "c16")]
+            ("wine_api /api/ on gunicorn gevent (before)", "wine_api_gunicorn", "c16"),
+            ("ceiling: constant WSGI callable, our front", "constant", "c16"),
+            ("ceiling: constant RSGI app, granian alone", "constant@rsgi", "c16")]
     for label, app, run in rows:
         m, c = r[app][run], "c16" if run.endswith("c16") else "c1"
         print(f"{label + ' ' + c:44}{m['rps']:8.0f}{m['p50']:8.2f}{m['p99']:8.2f}"
@@ -300,9 +307,13 @@ def report(r):
     print("  cores used by the server: " + ", ".join(f"{s['cores']:.2f}" for s in spread_runs)
           + "; workers' shares of its CPU: " + ", ".join("/".join(f"{w:.0%}" for w in s["worker_shares"])
                                                          for s in spread_runs))
-    print(f"\n{'':44}{'cold start s':>13}{'PSS MiB':>9}")
+    print(f"\n{'':44}{'cold start s':>13}{'× hello':>9}{'PSS MiB':>9}{'× hello':>9}")
     for app in ("hello", "tutorial", "wine_api"):
-        print(f"{app + ', shipped server':44}{r[app]['cold_start_s']:13.2f}{r[app]['pss_mib']:9.1f}")
+        print(f"{app + ', shipped server':44}{r[app]['cold_start_s']:13.2f}"
+              f"{r[app]['cold_start_s'] / hello['cold_start_s']:9.2f}{r[app]['pss_mib']:9.1f}"
+              f"{r[app]['pss_mib'] / hello['pss_mib']:9.2f}")
+    print(f"PSS: each server measured right after its first one-row c16 run, all servers up; wine_api after every run "
+          f"(1000-row batches too): {ours['pss_mib_after_all']:.1f} MiB")
     at_least, below = (lambda m, t: m >= t, ">="), (lambda m, t: m < t, "<")
     at_most = (lambda m, t: m <= t, "<=")
     checks = [("/api/ one row c16, × hello-world on gthread", ratio(ours["c16"], hello_g["c16"]), at_least, 2.5),
