@@ -6,7 +6,7 @@
 __all__ = ['bp', 'DURATION', 'SECONDS', 'EPOCH_SECONDS', 'tutorial_predict', 'predict', 'prediction_log', 'feedback', 'moment',
            'time_window', 'iso', 'monitoring', 'health', 'ready', 'model_info', 'openapi']
 
-# %% ../nbs/10_api.ipynb #bffcec37
+# %% ../nbs/10_api.ipynb #dfea7e4d
 import re
 import time
 from datetime import datetime, timezone
@@ -21,10 +21,10 @@ from .openapi import openapi_document
 from .predict import predict_input, tutorial_input
 from .web import app_state, current_record, json_body, json_response, record_prediction, served_model
 
-# %% ../nbs/10_api.ipynb #113b9a3a
+# %% ../nbs/10_api.ipynb #6999c999
 bp = Blueprint("wine_api", __name__)
 
-# %% ../nbs/10_api.ipynb #b67d7385
+# %% ../nbs/10_api.ipynb #43f7b403
 @bp.post("/api/")
 def tutorial_predict():
     "The tutorial's route: a list of rows of 13 numbers in, a list of predicted classes out."
@@ -33,17 +33,17 @@ def tutorial_predict():
     classes = record_prediction(predictor, X).classes
     return Response(orjson.dumps(classes, option=orjson.OPT_SERIALIZE_NUMPY), mimetype="application/json")
 
-# %% ../nbs/10_api.ipynb #724ea2d3
+# %% ../nbs/10_api.ipynb #9f6db7cb
 @bp.post("/predict")
 def predict():
     "Rows as instances, records or columns in; class, class name and probabilities per row out."
     model = served_model()
     X = predict_input(json_body(), model.predictor.feature_names, current_app.config["MAX_ROWS"])
     prediction = record_prediction(model.predictor, X)
-    warnings = model.predictor.range_warnings(X, prediction) if prediction.out_of_range.any() else None
+    warnings = model.predictor.range_warnings(X, prediction) if prediction.outside else None
     return Response(model.renderer.render(prediction, current_record().batch_id, warnings), mimetype="application/json")
 
-# %% ../nbs/10_api.ipynb #8e6a49d3
+# %% ../nbs/10_api.ipynb #9f38c72e
 def prediction_log() -> PredictionLog:
     "The server's prediction log; `LogUnavailable` (503) when it keeps none."
     log = app_state().log
@@ -51,7 +51,7 @@ def prediction_log() -> PredictionLog:
                                          "has no feedback or monitoring; start it with --prediction-log URL")
     return log
 
-# %% ../nbs/10_api.ipynb #ea833203
+# %% ../nbs/10_api.ipynb #a105f472
 @bp.post("/feedback")
 def feedback():
     "Labels for earlier predictions, stored once: 201 when new, 200 when the same labels were stored already."
@@ -63,7 +63,7 @@ def feedback():
         {"prediction_id": item.prediction_id, "status": status} for item, status in zip(items, statuses)]},
         201 if created else 200)
 
-# %% ../nbs/10_api.ipynb #4a2f8463
+# %% ../nbs/10_api.ipynb #646a4201
 DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,6})?)([smhd]?)")
 SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 EPOCH_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
@@ -92,7 +92,7 @@ def time_window(args:dict) -> tuple:
     if since > until: raise InvalidInput("the window's start ('since') is after its end ('until')")
     return since, until
 
-# %% ../nbs/10_api.ipynb #89c53222
+# %% ../nbs/10_api.ipynb #e23d127c
 def iso(seconds:float) -> str: return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 @bp.get("/monitoring")
@@ -105,13 +105,13 @@ def monitoring():
                           "served_version": served.version if served else None,
                           "versions": log.figures(slot.manifests(), *since_until)})
 
-# %% ../nbs/10_api.ipynb #69aaa7bf
+# %% ../nbs/10_api.ipynb #0412d288
 @bp.get("/health")
 def health():
     "The process is alive."
     return json_response({"status": "ok"})
 
-# %% ../nbs/10_api.ipynb #e12d822a
+# %% ../nbs/10_api.ipynb #0e56a55c
 @bp.get("/ready")
 def ready():
     "A verified model is loaded; 503 with the reason otherwise. `reload_error` says why a new version was refused."
@@ -119,13 +119,13 @@ def ready():
     error = app_state().slot.reload_error
     return json_response({"status": "ready", "model_version": version, **({"reload_error": error} if error else {})})
 
-# %% ../nbs/10_api.ipynb #c36fbf88
+# %% ../nbs/10_api.ipynb #d2a6d40e
 @bp.get("/model")
 def model_info():
     "The served model's manifest, its public part."
     return json_response(served_model().public_manifest())
 
-# %% ../nbs/10_api.ipynb #e6ebf0f3
+# %% ../nbs/10_api.ipynb #34fa3f7b
 @bp.get("/openapi.json")
 def openapi():
     "This API's OpenAPI 3.1 description, for the model served now (its server: the prefix it is mounted under)."

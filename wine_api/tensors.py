@@ -9,7 +9,7 @@ __all__ = ['DATATYPES', 'INT_BITS', 'OUTPUTS', 'INPUT_NAME', 'HEADER_LENGTH', 'E
            'model_input', 'InferRequest', 'flag', 'requested_outputs', 'infer_request', 'output_array',
            'infer_response', 'answer_parameters', 'server_metadata', 'model_metadata', 'served_version']
 
-# %% ../nbs/07_tensors.ipynb #7979646f
+# %% ../nbs/07_tensors.ipynb #4dbab445
 import zlib
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -23,7 +23,7 @@ from .predlog import prediction_ids
 from .predict import (Body, Prediction, Predictor, array_to_input, ascii_digits, check_row_count, describe,
                               name_problems, problem_text, rows_to_array, shown)
 
-# %% ../nbs/07_tensors.ipynb #f354d31f
+# %% ../nbs/07_tensors.ipynb #7832dcae
 DATATYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8")}
 INT_BITS = {"INT32": 32, "INT64": 64}
 OUTPUTS = {"predict": "INT64", "predict_proba": "FP64"}  # the model's outputs and their datatypes
@@ -40,7 +40,7 @@ def refuse_unsupported(parameters:dict, # a tensor's or an output's parameters
     for key, what in UNSUPPORTED.items():
         if key in parameters: raise InvalidInput(f"{where}: {what} is not supported; send the data in the request")
 
-# %% ../nbs/07_tensors.ipynb #7a7c9f76
+# %% ../nbs/07_tensors.ipynb #f8ff22ac
 WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # zlib's window bits for each Content-Encoding
 
 def decompressed(body:bytes,   # the request body as received
@@ -61,7 +61,7 @@ def decompressed(body:bytes,   # the request body as received
     if not inflater.eof: raise InvalidInput(f"the {encoding} body ends before its data does: it was cut short")
     return data
 
-# %% ../nbs/07_tensors.ipynb #17a8e790
+# %% ../nbs/07_tensors.ipynb #e720b968
 def split_binary(body:bytes,        # the (decompressed) request body
                  header_length:str, # the Inference-Header-Content-Length header, or None
                 ) -> tuple:
@@ -72,7 +72,7 @@ def split_binary(body:bytes,        # the (decompressed) request body
                            f"bytes; got {shown(header_length)}")
     return body[:int(header_length)], body[int(header_length):]
 
-# %% ../nbs/07_tensors.ipynb #32cf8a02
+# %% ../nbs/07_tensors.ipynb #b8629454
 @dataclass(frozen=True)
 class Tensor:
     "One input tensor of an inference request; its values are not yet checked against the model."
@@ -82,7 +82,7 @@ class Tensor:
     data: list = None   # JSON data, flat or nested
     raw: bytes = None   # binary data (the binary tensor data extension)
 
-# %% ../nbs/07_tensors.ipynb #0ccd30c4
+# %% ../nbs/07_tensors.ipynb #d513b10a
 def tensor_header(spec, # one element of the request's "inputs"
                   i:int, # its index
                  ) -> tuple:
@@ -104,7 +104,7 @@ def tensor_header(spec, # one element of the request's "inputs"
     refuse_unsupported(parameters, f"input {shown(name)}")
     return name, tuple(shape), datatype, parameters
 
-# %% ../nbs/07_tensors.ipynb #73325d8b
+# %% ../nbs/07_tensors.ipynb #c81e5bc1
 def input_tensors(inputs, # the request's "inputs"
                   binary:bytes, # the bytes after the JSON header
                  ) -> list:
@@ -133,7 +133,7 @@ def input_tensors(inputs, # the request's "inputs"
                            f"binary_data_size add up to {offset}")
     return tensors
 
-# %% ../nbs/07_tensors.ipynb #c4e1e1d1
+# %% ../nbs/07_tensors.ipynb #59a5a99b
 def tensor_rows(tensor:Tensor, width:int) -> list:
     """The JSON data of an `[n, width]` (or `[n]`, width 1) tensor as `n` rows: nested data as sent, flat data cut into
     rows."""
@@ -152,14 +152,14 @@ def tensor_rows(tensor:Tensor, width:int) -> list:
         )
     return [data[i:i + width] for i in range(0, len(data), width)]
 
-# %% ../nbs/07_tensors.ipynb #5691b023
+# %% ../nbs/07_tensors.ipynb #38de6cd4
 def holds_no_boolean(rows:list) -> bool:
     "Whether a flat or nested list holds no boolean one level down (numpy would quietly read `true` as 1.0)."
     types = set(map(type, rows))
     if list in types: types |= set(map(type, chain.from_iterable(r for r in rows if type(r) is list)))
     return bool not in types
 
-# %% ../nbs/07_tensors.ipynb #2ed1fa74
+# %% ../nbs/07_tensors.ipynb #9c0cbe70
 def binary_values(tensor:Tensor, width:int) -> np.ndarray:
     "The binary data of an `[n, width]` (or `[n]`) tensor as an `(n, width)` array of its datatype."
     dtype, n = DATATYPES[tensor.datatype], tensor.shape[0]
@@ -168,7 +168,7 @@ def binary_values(tensor:Tensor, width:int) -> np.ndarray:
                            f"{list(tensor.shape)} of {tensor.datatype} takes {n * width * dtype.itemsize}")
     return np.frombuffer(tensor.raw, dtype).reshape(n, width)
 
-# %% ../nbs/07_tensors.ipynb #9622d82d
+# %% ../nbs/07_tensors.ipynb #de4e3c04
 def tensor_values(tensor:Tensor, # an `[n, len(names)]` tensor, or `[n]` for one feature
                   names:list,    # the features its columns hold
                   fast:bool,     # the request holds no `true`/`false` at all, so numpy's batch conversion is safe
@@ -188,7 +188,7 @@ def tensor_values(tensor:Tensor, # an `[n, len(names)]` tensor, or `[n]` for one
             f"input {shown(tensor.name)}: " + "; ".join(map(problem_text, e.details)), e.details
         ) from None
 
-# %% ../nbs/07_tensors.ipynb #7389cab0
+# %% ../nbs/07_tensors.ipynb #1bfa6b69
 def matrix_input(tensor:Tensor, names:list, max_rows:int, fast:bool) -> np.ndarray:
     "One `[n, 13]` tensor as the model's input."
     if len(tensor.shape) != 2 or tensor.shape[1] != len(names):
@@ -199,7 +199,7 @@ def matrix_input(tensor:Tensor, names:list, max_rows:int, fast:bool) -> np.ndarr
     check_row_count(tensor.shape[0], f"input {shown(tensor.name)}", max_rows)
     return tensor_values(tensor, names, fast)
 
-# %% ../nbs/07_tensors.ipynb #aa655f40
+# %% ../nbs/07_tensors.ipynb #cfbe7b14
 def feature_inputs(tensors:list, names:list, max_rows:int, fast:bool) -> np.ndarray:
     "One `[n]` tensor per feature, named by feature, as the model's input in model order."
     shapes = [f"input {shown(t.name)} has shape {list(t.shape)}; with one input per feature, each must have shape [n]"
@@ -218,7 +218,7 @@ def feature_inputs(tensors:list, names:list, max_rows:int, fast:bool) -> np.ndar
     by_name = {t.name: t for t in tensors}
     return np.hstack([tensor_values(by_name[name], [name], fast) for name in names])
 
-# %% ../nbs/07_tensors.ipynb #cbb1ca68
+# %% ../nbs/07_tensors.ipynb #74c7db72
 def model_input(tensors:list, # the request's input tensors
                 names:list,   # the model's features, in order
                 max_rows:int, # most rows in one request
@@ -229,7 +229,7 @@ def model_input(tensors:list, # the request's input tensors
         return matrix_input(tensors[0], names, max_rows, fast)
     return feature_inputs(tensors, names, max_rows, fast)
 
-# %% ../nbs/07_tensors.ipynb #7ef3663e
+# %% ../nbs/07_tensors.ipynb #2814429a
 @dataclass(frozen=True)
 class InferRequest:
     "A checked inference request: the model's input, and which outputs to answer with, binary or not."
@@ -237,7 +237,7 @@ class InferRequest:
     X: np.ndarray    # the model's validated float32 input
     outputs: tuple   # (output name, binary?) pairs, in the order to answer them
 
-# %% ../nbs/07_tensors.ipynb #5b803ce2
+# %% ../nbs/07_tensors.ipynb #2ad4205c
 def flag(parameters:dict, key:str, where:str, default:bool=False) -> bool:
     "A boolean parameter, `default` when absent."
     value = parameters.get(key, default)
@@ -245,7 +245,7 @@ def flag(parameters:dict, key:str, where:str, default:bool=False) -> bool:
         raise InvalidInput(f"{where}: parameter {key!r} must be true or false; got {describe(value)}")
     return value
 
-# %% ../nbs/07_tensors.ipynb #20ea969b
+# %% ../nbs/07_tensors.ipynb #9eff619c
 def requested_outputs(outputs,          # the request's "outputs", or None
                       parameters:dict,  # the request's parameters
                      ) -> tuple:
@@ -268,7 +268,7 @@ def requested_outputs(outputs,          # the request's "outputs", or None
         chosen.append((name, flag(parameters, "binary_data", f"output {shown(name)}", default=binary)))
     return tuple(chosen)
 
-# %% ../nbs/07_tensors.ipynb #163e3a80
+# %% ../nbs/07_tensors.ipynb #9f1ff240
 def infer_request(body:Body,    # the decoded JSON header
                   binary:bytes, # the binary data after it
                   names:list,   # the model's features, in order
@@ -286,13 +286,13 @@ def infer_request(body:Body,    # the decoded JSON header
     X = model_input(input_tensors(value.get("inputs"), binary), names, max_rows, body.fast)
     return InferRequest(request_id, X, requested_outputs(value.get("outputs"), parameters))
 
-# %% ../nbs/07_tensors.ipynb #bc48bc66
+# %% ../nbs/07_tensors.ipynb #c3523c72
 def output_array(prediction:Prediction, name:str) -> np.ndarray:
     "The values of output `name`, as the little-endian C-ordered array the protocol sends."
     values = prediction.classes if name == "predict" else prediction.probabilities
     return np.ascontiguousarray(values, dtype=DATATYPES[OUTPUTS[name]])
 
-# %% ../nbs/07_tensors.ipynb #0dbcda18
+# %% ../nbs/07_tensors.ipynb #4dab4266
 def infer_response(model_name:str, # the model's name
                    version,        # its version
                    request:InferRequest, prediction:Prediction,
@@ -314,24 +314,24 @@ def infer_response(model_name:str, # the model's name
                           option=orjson.OPT_SERIALIZE_NUMPY)
     return (header + b"".join(chunks), len(header)) if chunks else (header, None)
 
-# %% ../nbs/07_tensors.ipynb #c577cf34
+# %% ../nbs/07_tensors.ipynb #5ea01060
 def answer_parameters(predictor:Predictor, X:np.ndarray, prediction:Prediction,
                       batch_id:str=None, # the prediction log's batch id, when the server keeps a log
                      ) -> dict:
     "The inference answer's parameters: `prediction_ids` when logged, `out_of_range` warnings when any."
     parameters = {}
     if batch_id is not None: parameters["prediction_ids"] = prediction_ids(batch_id, len(X))
-    if prediction.out_of_range.any():
+    if prediction.outside:
         parameters["out_of_range"] = [{"row": row, **warning} for row, warnings in
                                       predictor.range_warnings(X, prediction).items() for warning in warnings]
     return parameters
 
-# %% ../nbs/07_tensors.ipynb #3870cb15
+# %% ../nbs/07_tensors.ipynb #9dfb44e8
 def server_metadata() -> dict:
     "The V2 server metadata: name, version, extensions."
     return {"name": "wine_api", "version": wine_api.__version__, "extensions": EXTENSIONS}
 
-# %% ../nbs/07_tensors.ipynb #7d4a17b5
+# %% ../nbs/07_tensors.ipynb #b62ae3ce
 def model_metadata(model_name:str, predictor:Predictor) -> dict:
     "The V2 model metadata of the served model."
     classes = predictor.class_names
@@ -345,7 +345,7 @@ def model_metadata(model_name:str, predictor:Predictor) -> dict:
                          "parameters": {"class_names": classes}}],
             "parameters": {"model_class": predictor.artifact.manifest["model_class"]}}
 
-# %% ../nbs/07_tensors.ipynb #7d9b1619
+# %% ../nbs/07_tensors.ipynb #b687ecab
 def served_version(model_name:str,     # the model the request names
                    model_version:str,  # the version it names, or None for the served one
                    served_name:str,    # the name this server serves its model under
