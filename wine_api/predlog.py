@@ -13,7 +13,7 @@ __all__ = ['log', 'RANDOM', 'PREDICTION_ID', 'METADATA', 'BATCHES', 'FEEDBACK', 
            'predictions', 'missing_items', 'wait_for_batches', 'check_found', 'check_no_conflict', 'store_feedback',
            'LabelledRows', 'labelled_rows', 'prediction', 'figures', 'prune']
 
-# %% ../nbs/03_predlog.ipynb #f5bf5f26
+# %% ../nbs/03_predlog.ipynb #e47f9ff5
 import atexit
 import functools
 import logging
@@ -37,7 +37,7 @@ from .errors import ConfigError, InvalidInput, LabelConflict, LogUnavailable, Pr
 
 log = logging.getLogger("wine_api")
 
-# %% ../nbs/03_predlog.ipynb #b3b65448
+# %% ../nbs/03_predlog.ipynb #5c2379aa
 _PROCESS = [os.getpid()]  # this process's id, kept up to date across forks
 os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
 
@@ -80,7 +80,7 @@ def parse_prediction_id(text) -> tuple:
     match = PREDICTION_ID.fullmatch(text) if isinstance(text, str) else None
     return (match[1], int(match[2])) if match else None
 
-# %% ../nbs/03_predlog.ipynb #2628a365
+# %% ../nbs/03_predlog.ipynb #0edf1248
 _ID_ENDS = []  # "-0", "-1", ...: the ends of prediction ids, made once and replaced whole when more are needed
 
 def prediction_ids(batch_id:str, n:int) -> list:
@@ -90,7 +90,7 @@ def prediction_ids(batch_id:str, n:int) -> list:
     if len(ends) < n: ends = _ID_ENDS = [f"-{i}" for i in range(n)]
     return [batch_id + end for end in ends[:n]]
 
-# %% ../nbs/03_predlog.ipynb #e01895c7
+# %% ../nbs/03_predlog.ipynb #6c9de0c9
 METADATA = sa.MetaData()
 BATCHES = sa.Table(
     "prediction_batches", METADATA,
@@ -114,7 +114,7 @@ FEEDBACK = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )
 
-# %% ../nbs/03_predlog.ipynb #b7216d22
+# %% ../nbs/03_predlog.ipynb #38d9b970
 def sqlite_pragmas(dbapi_connection, _record):
     "WAL (readers do not wait for the writer) and full syncs (a commit survives a crash), on every SQLite connection."
     cursor = dbapi_connection.cursor()
@@ -128,7 +128,7 @@ def redacted(url:str) -> str:
     try: return make_url(url).render_as_string(hide_password=True)
     except Exception: return "(an invalid URL)"
 
-# %% ../nbs/03_predlog.ipynb #e057edcb
+# %% ../nbs/03_predlog.ipynb #3770b777
 def open_engine(url:str) -> sa.Engine:
     "An engine for the log at `url`; `ConfigError` if it is no usable database URL."
     try: parsed = make_url(url)
@@ -144,7 +144,7 @@ def open_engine(url:str) -> sa.Engine:
     sa.event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
-# %% ../nbs/03_predlog.ipynb #f2f6161f
+# %% ../nbs/03_predlog.ipynb #9c074aca
 def database_url(source) -> str:
     "A database URL as it is, or a SQLite file's path as its URL."
     return str(source) if "://" in str(source) else f"sqlite:///{Path(source).resolve()}"
@@ -167,7 +167,7 @@ def create_tables(engine:sa.Engine):
             raise ConfigError(f"the table {table.name} of the prediction log has the columns {sorted(found)[:12]}, "
                               f"not {sorted(table.columns.keys())}: it was made by another layout; use a new log")
 
-# %% ../nbs/03_predlog.ipynb #06341305
+# %% ../nbs/03_predlog.ipynb #5ac53eae
 @contextmanager
 def reachable(url:str):
     "Turn a database failure inside the block into `LogUnavailable`."
@@ -178,7 +178,7 @@ def reachable(url:str):
         raise LogUnavailable(f"the prediction log cannot be used right now ({type(e.orig).__name__}); "
                              "try again shortly") from None
 
-# %% ../nbs/03_predlog.ipynb #2705768e
+# %% ../nbs/03_predlog.ipynb #a447926c
 @dataclass(slots=True)  # made on every request: a frozen dataclass's `__init__` costs 5x (a `__setattr__` a field)
 class LoggedBatch:
     "One predicting request, as the log keeps it."
@@ -219,7 +219,7 @@ def row_answers(row) -> tuple:
     index = np.frombuffer(row.answer_index, "<u2" if len(row.answer_index) == 2 * row.n_rows else "<u4")
     return answers[index, 0].astype(np.int64), answers[index, 1:]
 
-# %% ../nbs/03_predlog.ipynb #595902b1
+# %% ../nbs/03_predlog.ipynb #0e5b47c8
 @dataclass(frozen=True)
 class StoredBatches:
     "Batches read back, expanded into one row per prediction."
@@ -247,7 +247,7 @@ def expand(rows:list) -> StoredBatches:
     return StoredBatches(ids, np.concatenate(created), np.concatenate(versions), np.concatenate(inputs),
                          np.concatenate(classes), probabilities)
 
-# %% ../nbs/03_predlog.ipynb #e52e110c
+# %% ../nbs/03_predlog.ipynb #6838604f
 MAX_FEEDBACK_ITEMS = 10_000  # items in one feedback request
 
 @dataclass(frozen=True)
@@ -276,7 +276,7 @@ def item_problems(i:int, item, class_names:list) -> list:
                          f"or an index from 0 to {len(class_names) - 1}; got {str(item['label'])[:40]!r}"})
     return problems
 
-# %% ../nbs/03_predlog.ipynb #44cf2d2f
+# %% ../nbs/03_predlog.ipynb #ab3432fd
 def feedback_items(body,             # the decoded JSON: one item, a list, or `{"feedback": [...]}`
                    class_names:list, # the model's classes, for labels given by name
                   ) -> list:
@@ -299,7 +299,7 @@ def feedback_items(body,             # the decoded JSON: one item, a list, or `{
     return [FeedbackItem(item["prediction_id"], *parse_prediction_id(item["prediction_id"]),
                          label_index(item["label"], class_names)) for item in items]
 
-# %% ../nbs/03_predlog.ipynb #40e31a6b
+# %% ../nbs/03_predlog.ipynb #e807f9e5
 DRIFT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # where a feature's training values are cut into bins
 
 def bin_index(values:np.ndarray, # a feature's values
@@ -315,7 +315,7 @@ def drift_bins(values:np.ndarray, # one feature's training values
     counts = np.bincount(bin_index(values, np.unique(quantiles)), minlength=len(np.unique(quantiles)) + 1)
     return {"quantiles": quantiles.tolist(), "bin_shares": (counts / len(values)).tolist()}
 
-# %% ../nbs/03_predlog.ipynb #073c0b38
+# %% ../nbs/03_predlog.ipynb #b62a99d1
 def macro_f1(truth:np.ndarray, predicted:np.ndarray) -> float:
     "Macro-averaged F1 over the classes seen in either array (scikit-learn's `f1_score(average='macro')`)."
     labels = np.union1d(truth, predicted)
@@ -336,7 +336,7 @@ def psi(values:np.ndarray, # recent values of one feature
     actual, expected = np.clip(actual, 1e-4, None), np.clip(expected, 1e-4, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
-# %% ../nbs/03_predlog.ipynb #c879e835
+# %% ../nbs/03_predlog.ipynb #c3f048f3
 def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction id -> label, for the rows labelled
                     manifest:dict=None, # the version's manifest: its features' ranges and bins (None: unknown)
                    ) -> dict:
@@ -356,7 +356,7 @@ def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction i
             "macro_f1": macro_f1(truth, predicted) if labelled else None,
             "features": figures}
 
-# %% ../nbs/03_predlog.ipynb #07ff959d
+# %% ../nbs/03_predlog.ipynb #7c75a5fd
 class PredictionLog:
     "The prediction log at a database URL: buffered writes of predictions, synchronous feedback, figures, lookups."
     def __init__(self, url:str,            # `sqlite:///path` or `postgresql+psycopg://user:password@host/db`
@@ -380,7 +380,7 @@ class PredictionLog:
 
     def __repr__(self): return f"PredictionLog({redacted(self.url)!r})"
 
-# %% ../nbs/03_predlog.ipynb #43069e12
+# %% ../nbs/03_predlog.ipynb #b6fc4b12
 def _start_writer(self:PredictionLog):
     "Start this process's writer (once per process; after a fork the parent's connections are left alone)."
     self.engine.dispose(close=False)
@@ -400,7 +400,7 @@ def add(self:PredictionLog, batch:LoggedBatch):
 
 PredictionLog._start_writer, PredictionLog.add = _start_writer, add
 
-# %% ../nbs/03_predlog.ipynb #c90d2ee9
+# %% ../nbs/03_predlog.ipynb #3a26d67e
 def _gevent_original(module:str, name:str):
     "The unpatched `module.name` when gevent has patched threads, else None."
     monkey = sys.modules.get("gevent.monkey")
@@ -422,7 +422,7 @@ def wake(lock):
     try: lock.release()
     except RuntimeError: pass  # released already
 
-# %% ../nbs/03_predlog.ipynb #71945120
+# %% ../nbs/03_predlog.ipynb #c3357a4e
 STATEMENT_ROWS = (256, 16, 1)  # rows one SQLite INSERT carries: a flush takes the largest that fit, then the next
 
 @functools.lru_cache(maxsize=len(STATEMENT_ROWS))
@@ -441,7 +441,7 @@ def insert_rows(cursor, compiled, rows:list):
             chunk, start = rows[start:start + size], start + size
             cursor.execute(rows_statement(str(compiled), size), [row[k] for row in chunk for k in keys])
 
-# %% ../nbs/03_predlog.ipynb #797f17e5
+# %% ../nbs/03_predlog.ipynb #cffba49f
 def _insert(self:PredictionLog, rows:list):
     "Insert `rows` (from `LoggedBatch.as_row`) on the writer's connection, in one transaction."
     if self._connection is None:
@@ -467,7 +467,7 @@ def _forget_connection(self:PredictionLog):
 
 PredictionLog._insert, PredictionLog._forget_connection = _insert, _forget_connection
 
-# %% ../nbs/03_predlog.ipynb #478d5b89
+# %% ../nbs/03_predlog.ipynb #3261bf0c
 def flush(self:PredictionLog) -> int:
     "Write every queued batch in one transaction; the rows written. On failure they stay queued (up to a bound)."
     if self._pid != this_process(): return 0
@@ -496,7 +496,7 @@ def _drop_beyond_bound(self:PredictionLog):
 
 PredictionLog.flush, PredictionLog._drop_beyond_bound = flush, _drop_beyond_bound
 
-# %% ../nbs/03_predlog.ipynb #f5087e4e
+# %% ../nbs/03_predlog.ipynb #8adb96b2
 def _write_forever(self:PredictionLog):
     "The writer: flush every `flush_interval` (or when a full buffer wakes it), prune every `prune_interval`."
     with self._running:
@@ -520,7 +520,7 @@ def close(self:PredictionLog):
 
 PredictionLog._write_forever, PredictionLog.close = _write_forever, close
 
-# %% ../nbs/03_predlog.ipynb #e6cd4c15
+# %% ../nbs/03_predlog.ipynb #87dfe919
 STORED_COLUMNS = (BATCHES.c.id, BATCHES.c.created, BATCHES.c.model_version, BATCHES.c.n_rows, BATCHES.c.inputs,
                   BATCHES.c.n_classes, BATCHES.c.answers, BATCHES.c.answer_index)
 
@@ -547,7 +547,7 @@ def predictions(self:PredictionLog, since:float=None, until:float=None, # a time
 
 PredictionLog.read_batches, PredictionLog.predictions = read_batches, predictions
 
-# %% ../nbs/03_predlog.ipynb #d73d1e30
+# %% ../nbs/03_predlog.ipynb #85a4d78d
 FEEDBACK_GRACE = 2.0  # seconds a prediction may still be on its way to the log after its answer was sent
 
 def missing_items(items:list, batches:dict) -> list:
@@ -568,7 +568,7 @@ def wait_for_batches(self:PredictionLog, items:list) -> dict:
 
 PredictionLog.wait_for_batches = wait_for_batches
 
-# %% ../nbs/03_predlog.ipynb #db7ce8f3
+# %% ../nbs/03_predlog.ipynb #a655c5a2
 def check_found(items:list, batches:dict):
     "`PredictionNotFound` naming every item whose prediction the log does not hold."
     missing = missing_items(items, batches)
@@ -589,7 +589,7 @@ def check_no_conflict(items:list, stored:dict):
     if details: raise LabelConflict(details[0]["message"].replace("prediction", f"item {details[0]['item']}: "
                                     "prediction", 1) + "; a stored label is never overwritten", details)
 
-# %% ../nbs/03_predlog.ipynb #b7db15e8
+# %% ../nbs/03_predlog.ipynb #b24ffc3e
 def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by `feedback_items`
                   ) -> list:
     """Store the labels of `items`, all or none; `"created"` or `"unchanged"` for each. `PredictionNotFound` or
@@ -614,7 +614,7 @@ def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by
 
 PredictionLog.store_feedback = store_feedback
 
-# %% ../nbs/03_predlog.ipynb #21c54ebd
+# %% ../nbs/03_predlog.ipynb #c1f7dc29
 @dataclass(frozen=True)
 class LabelledRows:
     "Labelled predictions: what the model saw, what it answered, what people said."
@@ -642,7 +642,7 @@ def labelled_rows(self:PredictionLog, since:float=None, # only predictions made 
 
 PredictionLog.labelled_rows = labelled_rows
 
-# %% ../nbs/03_predlog.ipynb #65806923
+# %% ../nbs/03_predlog.ipynb #0efc35a6
 def prediction(self:PredictionLog, prediction_id:str) -> dict:
     "What the log holds of one prediction: inputs, answer, version, time, route, request and label; None if nothing."
     parsed = parse_prediction_id(prediction_id)
@@ -664,7 +664,7 @@ def prediction(self:PredictionLog, prediction_id:str) -> dict:
 
 PredictionLog.prediction = prediction
 
-# %% ../nbs/03_predlog.ipynb #7b3df3df
+# %% ../nbs/03_predlog.ipynb #7b0a899f
 def figures(self:PredictionLog, manifests:dict, # model version -> its manifest (for ranges and bins), where known
             since:float=None, until:float=None, # the time window (seconds since the epoch)
             most:int=200_000, # most rows read, the newest first
@@ -685,7 +685,7 @@ def figures(self:PredictionLog, manifests:dict, # model version -> its manifest 
 
 PredictionLog.figures = figures
 
-# %% ../nbs/03_predlog.ipynb #980847e1
+# %% ../nbs/03_predlog.ipynb #5e036e03
 def prune(self:PredictionLog, now:float=None) -> int:
     "Delete unlabelled predictions older than `max_age` or beyond the newest `max_rows`; the batches deleted."
     unlabelled = ~sa.exists().where(FEEDBACK.c.batch_id == BATCHES.c.id)
