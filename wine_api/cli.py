@@ -11,7 +11,7 @@ __all__ = ['PARSER_ERRORS', 'training_notebook', 'parse_value', 'notebook_parame
            'read_rows', 'predict_here', 'format_table', 'explain', 'predict', 'read_feedback_file', 'feedback',
            'explain_items', 'format_monitoring', 'monitor', 'prediction_lineage', 'format_lineage', 'lineage']
 
-# %% ../nbs/17_cli.ipynb #d09efbd5
+# %% ../nbs/17_cli.ipynb #717b9158
 import ast
 import codecs
 import csv
@@ -31,25 +31,25 @@ import orjson
 
 import wine_api
 
-# %% ../nbs/17_cli.ipynb #ee8d2826
+# %% ../nbs/17_cli.ipynb #44bbe6c9
 def training_notebook() -> Path:
     "The training notebook `wine-api train` executes."
     return Path(wine_api.__file__).parent/"notebooks"/"train.ipynb"
 
-# %% ../nbs/17_cli.ipynb #2f1d29cc
+# %% ../nbs/17_cli.ipynb #ea56a675
 def parse_value(text:str): # a value as typed on the command line
     "`3` → 3, `0.2` → 0.2, `None` → None, `True` → True; anything else stays a string."
     try: return ast.literal_eval(text)
     except (ValueError, SyntaxError): return text
 
-# %% ../nbs/17_cli.ipynb #9e1e6c23
+# %% ../nbs/17_cli.ipynb #76f5be13
 def notebook_parameters(path, # a notebook with a `parameters` cell
                        ) -> dict:
     "The notebook's parameters with their default values."
     import papermill
     return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(path)).items()}
 
-# %% ../nbs/17_cli.ipynb #08c64834
+# %% ../nbs/17_cli.ipynb #d86b7451
 def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VALUE`
                        defaults:dict, # the notebook's parameters and their defaults
                       ) -> dict:
@@ -66,18 +66,18 @@ def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VA
     check_training_params(**params, y=load_wine_data().y)
     return params
 
-# %% ../nbs/17_cli.ipynb #490cd746
+# %% ../nbs/17_cli.ipynb #4da49e50
 class TrainingRunError(RuntimeError):
     "The training notebook raised in one of its cells."
 
-# %% ../nbs/17_cli.ipynb #02fd3638
+# %% ../nbs/17_cli.ipynb #d033affe
 def new_report_path(report_dir, # directory for executed training notebooks
                    ) -> Path:
     "A report file name unique to this run: `train-<UTC time>-<pid>.ipynb`."
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path(report_dir)/f"train-{stamp}-{os.getpid()}.ipynb"
 
-# %% ../nbs/17_cli.ipynb #7bdda4f0
+# %% ../nbs/17_cli.ipynb #0c13a75e
 def read_result(report:Path) -> dict:
     "The JSON the executed notebook's `result` cell displayed."
     import nbformat
@@ -86,7 +86,7 @@ def read_result(report:Path) -> dict:
     if not outputs: raise TrainingRunError(f"{report} has no result: the run did not reach its last cell")
     return outputs[-1]["application/json"]
 
-# %% ../nbs/17_cli.ipynb #bdd9ad0c
+# %% ../nbs/17_cli.ipynb #2ee2f4cc
 def ipc_kernel_manager():
     "A kernel manager class whose kernels talk over local Unix sockets, not TCP (no port, and no plain-text warning)."
     from jupyter_client.manager import AsyncKernelManager
@@ -97,7 +97,7 @@ def ipc_kernel_manager():
             self.ip = os.path.join(tempfile.gettempdir(), f"wine-api-kernel-{os.getpid()}-{id(self)}")
     return IPCKernelManager
 
-# %% ../nbs/17_cli.ipynb #84d27f5e
+# %% ../nbs/17_cli.ipynb #edacf0dc
 def run_training(params:dict,       # parameters to inject, `model_dir` included
                  report:Path,       # where to write the executed notebook
                  progress:bool=True, # show papermill's progress bar
@@ -117,7 +117,7 @@ def run_training(params:dict,       # parameters to inject, `model_dir` included
                                f"no model was saved.") from None
     return read_result(report)
 
-# %% ../nbs/17_cli.ipynb #16d18816
+# %% ../nbs/17_cli.ipynb #691732d9
 def format_result(result:dict) -> str:
     "What a finished run says: the version, where it is, its scores, the feedback it used, how it compares."
     m = result["metrics"]
@@ -151,7 +151,7 @@ def run_notes(result:dict) -> list:
         lines.append(("Promoted: " if promotion["promoted"] else "NOT promoted: ") + promotion["reason"])
     return lines
 
-# %% ../nbs/17_cli.ipynb #d3e90176
+# %% ../nbs/17_cli.ipynb #0112f66a
 def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a public key)
              ):
     "The key at `path`, loaded; a `BadParameter` naming the option if it is no such key."
@@ -159,13 +159,13 @@ def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a pu
     try: return (load_signing_key if kind == "signing" else load_verify_key)(path)
     except ModelStoreError as e: raise click.BadParameter(str(e), param_hint=f"'--{kind}-key'") from None
 
-# %% ../nbs/17_cli.ipynb #86a1c567
+# %% ../nbs/17_cli.ipynb #0aab55b4
 @click.group()
 @click.version_option(wine_api.__version__, prog_name="wine-api")
 def cli():
     "wine_api: train the wine classifier from its notebook, and serve it."
 
-# %% ../nbs/17_cli.ipynb #cc86b6b1
+# %% ../nbs/17_cli.ipynb #8bf75d92
 @cli.command()
 @click.option("-p", "--parameter", "overrides", nargs=2, multiple=True, metavar="NAME VALUE",
               help="Set a training parameter, e.g. -p max_depth 3 (repeatable; see --list-params).")
@@ -208,7 +208,7 @@ def train(overrides, model_dir, report_dir, current, signing_key, feedback_log, 
     attach_report(Path(result["path"]), report.read_bytes())
     click.echo(format_result(result))
 
-# %% ../nbs/17_cli.ipynb #83f37473
+# %% ../nbs/17_cli.ipynb #a0ca78ae
 def check_feedback(source:str, since:str):
     "Read the feedback once before the kernel starts: a `BadParameter` naming the option if it cannot be read."
     from wine_api.errors import ConfigError
@@ -221,7 +221,7 @@ def check_feedback(source:str, since:str):
                                  f"{str(e)[:200]}", param_hint="'--feedback'") from None
     click.echo(f"Feedback: {len(rows.ids)} labelled predictions")
 
-# %% ../nbs/17_cli.ipynb #4c9a68d9
+# %% ../nbs/17_cli.ipynb #5e52aade
 def format_models(models:list) -> str:
     "The store's versions as a table, the current one marked with `*`."
     lines = [f"{'':2}{'version':>7}  {'trained at':20}  {'accuracy':>8}  {'macro-F1':>8}  {'CV accuracy':>13}  params"]
@@ -238,7 +238,7 @@ def format_models(models:list) -> str:
                      + ("  (signed)" if m.get("signed") else ""))
     return "\n".join(lines)
 
-# %% ../nbs/17_cli.ipynb #7011d424
+# %% ../nbs/17_cli.ipynb #8c67f1c0
 @cli.group(invoke_without_command=True)
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
               show_default=True, help="The model store.")
@@ -258,7 +258,7 @@ def models(ctx, model_dir, as_json, verify_key):
         )
     click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if as_json else format_models(found))
 
-# %% ../nbs/17_cli.ipynb #28b6f5a0
+# %% ../nbs/17_cli.ipynb #05b556f4
 def switch_current(model_dir:Path, change, # the store, and a function of it that switches CURRENT
                   ) -> str:
     "Run `change` on the store; what changed, or a `ClickException` saying why nothing did."
@@ -269,7 +269,7 @@ def switch_current(model_dir:Path, change, # the store, and a function of it tha
     except ModelStoreError as e: raise click.ClickException(str(e)) from None
     return f"{model_dir}: version {after} is now current (was {before})"
 
-# %% ../nbs/17_cli.ipynb #f97a422a
+# %% ../nbs/17_cli.ipynb #5da1baf7
 @models.command()
 @click.argument("version", type=click.IntRange(1))
 @click.pass_obj
@@ -278,7 +278,7 @@ def promote(store, version):
     from wine_api.store import promote as promote_version
     click.echo(switch_current(store.model_dir, lambda d: promote_version(d, version, store.public_key)))
 
-# %% ../nbs/17_cli.ipynb #30507330
+# %% ../nbs/17_cli.ipynb #22631664
 @models.command()
 @click.pass_obj
 def rollback(store):
@@ -286,7 +286,7 @@ def rollback(store):
     from wine_api.store import rollback as rollback_version
     click.echo(switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key)))
 
-# %% ../nbs/17_cli.ipynb #82f5ad45
+# %% ../nbs/17_cli.ipynb #112dc885
 @models.command()
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.pass_obj
@@ -308,7 +308,7 @@ def verify(store, version):
             click.echo(f"version {v}: FAILED: {e}")
     if failed: raise click.ClickException(f"{failed} of {len(versions)} versions failed verification")
 
-# %% ../nbs/17_cli.ipynb #8fa58aa7
+# %% ../nbs/17_cli.ipynb #cdee988e
 @cli.command()
 @click.argument("prefix", type=click.Path(dir_okay=False, path_type=Path))
 def keygen(prefix):
@@ -324,7 +324,7 @@ def keygen(prefix):
     click.echo(f"private key: {key_path} (train with --signing-key {key_path})\n"
                f"public key:  {pub_path} (serve and promote with --verify-key {pub_path})")
 
-# %% ../nbs/17_cli.ipynb #16b5e6ca
+# %% ../nbs/17_cli.ipynb #a2df6a2d
 def use_multiprocess_metrics() -> str:
     """Point prometheus_client at a fresh directory for the workers' metrics (before it is imported); the directory we
     made, if any."""
@@ -332,7 +332,7 @@ def use_multiprocess_metrics() -> str:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="wine-api-metrics-")
     return os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-# %% ../nbs/17_cli.ipynb #88673746
+# %% ../nbs/17_cli.ipynb #434bae41
 def gunicorn_options(host:str="127.0.0.1", # interface to listen on
                      port:int=5000,        # TCP port
                      workers:int=2,        # worker processes
@@ -345,7 +345,7 @@ def gunicorn_options(host:str="127.0.0.1", # interface to listen on
             "preload_app": True, "timeout": 30, "graceful_timeout": 10, "keepalive": 5,
             "accesslog": "-" if access_log else None, "proc_name": "wine-api"}
 
-# %% ../nbs/17_cli.ipynb #0e13babb
+# %% ../nbs/17_cli.ipynb #0af7289a
 def json_logger_class():
     "A gunicorn logger class writing gunicorn's own lines as JSON, like the app's."
     from gunicorn.glogging import Logger
@@ -356,7 +356,7 @@ def json_logger_class():
             for handler in self.error_log.handlers + self.access_log.handlers: handler.setFormatter(JsonFormatter())
     return JsonLogger
 
-# %% ../nbs/17_cli.ipynb #8ce73b88
+# %% ../nbs/17_cli.ipynb #248f1e84
 PARSER_ERRORS = {  # what gunicorn's parser refuses -> (status, code); any other refusal is a 400
     "LimitRequestLine": (414, "uri_too_long"), "LimitRequestHeaders": (431, "request_header_fields_too_large"),
     "ExpectationFailed": (417, "expectation_failed"), "ForbiddenProxyRequest": (403, "forbidden")}
@@ -393,7 +393,7 @@ def gevent_worker():
                 pass  # the client is gone; there is no one left to tell
     return WineApiGeventWorker
 
-# %% ../nbs/17_cli.ipynb #957ce2db
+# %% ../nbs/17_cli.ipynb #fd335fe7
 def check_port_free(host:str, port:int) -> int:
     """`port` if `host:port` can be listened on, a free port for 0 (each worker listens on its own socket, so they must
     agree on a number); a `ClickException` now, rather than the server's retries later, when it cannot."""
@@ -406,7 +406,7 @@ def check_port_free(host:str, port:int) -> int:
         hint = "; another server is listening there: stop it or pick another --port" if e.errno == 98 else ""
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}{hint}") from None
 
-# %% ../nbs/17_cli.ipynb #86c89829
+# %% ../nbs/17_cli.ipynb #ecd1bf11
 def run_gunicorn(app, # the WSGI app, created before the workers fork
                  options:dict, # gunicorn settings
                 ):
@@ -423,7 +423,7 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
 
     Server().run()
 
-# %% ../nbs/17_cli.ipynb #c6ee4f7f
+# %% ../nbs/17_cli.ipynb #108b57e0
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="WINE_API_HOST", show_envvar=True,
               help="Interface to listen on (0.0.0.0 for all).")
@@ -459,6 +459,7 @@ def serve(host, port, workers, connections, server_name, model_path, max_rows, m
     metrics_dir = use_multiprocess_metrics()
     from wine_api.app import create_app
     from wine_api.errors import ConfigError
+    from prometheus_client import multiprocess
     from wine_api.ops import configure_logging, mark_worker_dead
     from wine_api.web import app_state
     configure_logging()
@@ -481,16 +482,16 @@ def serve(host, port, workers, connections, server_name, model_path, max_rows, m
     if log:
         from wine_api.predlog import redacted
         logging.getLogger("wine_api").info(f"prediction log: {redacted(log.url)}")
-    def flush_log(server, worker):  # a worker stopping writes what its buffer holds (gunicorn checks the arity)
+    def close_log():  # a worker stopping writes what its buffer holds
         if log: log.close()
     def worker_exit():  # granian: the buffer written, the worker's live gauges no longer counted
-        flush_log(None, None)
-        mark_worker_dead(None, SimpleNamespace(pid=os.getpid()))
+        close_log()
+        multiprocess.mark_process_dead(os.getpid())
     try:
         if server_name == "gunicorn":
             run_gunicorn(app, {**gunicorn_options(host, port, workers, connections, access_log),
                                "child_exit": mark_worker_dead, "when_ready": lambda s: say_where(*s.LISTENERS),
-                               "worker_exit": flush_log})
+                               "worker_exit": lambda server, worker: close_log()})
         else:
             from wine_api.server import RsgiFront, granian_options, run_granian
             shown_host = f"[{host}]" if ":" in host else host
@@ -500,7 +501,7 @@ def serve(host, port, workers, connections, server_name, model_path, max_rows, m
     finally:  # workers leave through here too; only the main process cleans up
         if metrics_dir and os.getpid() == master: shutil.rmtree(metrics_dir, ignore_errors=True)
 
-# %% ../nbs/17_cli.ipynb #d95f3c99
+# %% ../nbs/17_cli.ipynb #8384d044
 def csv_number(cell:str):
     "A CSV cell as a number when it is one; else the text, for validation to name; empty is null."
     cell = cell.strip()
@@ -508,7 +509,7 @@ def csv_number(cell:str):
     try: return float(cell)
     except ValueError: return cell
 
-# %% ../nbs/17_cli.ipynb #54ee0bfa
+# %% ../nbs/17_cli.ipynb #1ee00c90
 def input_text(data:bytes) -> str:
     "The input as text: UTF-8 (with or without a byte order mark) or UTF-16 with one, as Excel saves 'Unicode text'."
     from wine_api.errors import EmptyBody, InvalidBody
@@ -523,14 +524,14 @@ def input_text(data:bytes) -> str:
     if not text.strip(): raise EmptyBody("the input is empty: give a CSV file with a header row, or JSON rows")
     return text
 
-# %% ../nbs/17_cli.ipynb #85b18550
+# %% ../nbs/17_cli.ipynb #284912a0
 def csv_rows(text:str) -> list:
     "The rows of CSV text, its delimiter (comma, semicolon or tab) guessed from its start."
     try: dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error: dialect = csv.excel
     return [row for row in csv.reader(io.StringIO(text), dialect) if row]
 
-# %% ../nbs/17_cli.ipynb #c894bb02
+# %% ../nbs/17_cli.ipynb #7eb54e98
 def read_rows(data:bytes,     # the input's bytes
               kind:str="auto", # "csv", "json", or "auto": JSON if it starts with [ or {
              ) -> dict:
@@ -545,7 +546,7 @@ def read_rows(data:bytes,     # the input's bytes
     header, *rows = csv_rows(text)
     return {"columns": [h.strip() for h in header], "data": [[csv_number(c) for c in row] for row in rows]}
 
-# %% ../nbs/17_cli.ipynb #506d9863
+# %% ../nbs/17_cli.ipynb #63cff52b
 def predict_here(body:dict, # a `/predict` body
                  model_path=None, # model store or version directory; None for the bundled model
                 ) -> dict:
@@ -559,7 +560,7 @@ def predict_here(body:dict, # a `/predict` body
     warnings = predictor.range_warnings(X, prediction)
     return orjson.loads(PredictionRenderer(predictor).render(prediction, warnings=warnings))
 
-# %% ../nbs/17_cli.ipynb #11f8e171
+# %% ../nbs/17_cli.ipynb #7dc53f4c
 def format_table(answer:dict) -> str:
     "A `/predict` answer as an aligned table, one line per row."
     names = list(answer["predictions"][0]["probabilities"]) if answer["predictions"] else []
@@ -569,7 +570,7 @@ def format_table(answer:dict) -> str:
                      "  ".join(f"{p['probabilities'][n]:>8.3f}" for n in names))
     return "\n".join(lines + [f"model version {answer['model_version']}"])
 
-# %% ../nbs/17_cli.ipynb #6e0e95b9
+# %% ../nbs/17_cli.ipynb #7cd861c9
 def explain(error) -> str:
     "A `WineApiError` or `ServerError` as lines for the terminal: the message, then each detail."
     lines = [error.message] + [
@@ -577,7 +578,7 @@ def explain(error) -> str:
     ]
     return "\n".join(lines)
 
-# %% ../nbs/17_cli.ipynb #3ba4122c
+# %% ../nbs/17_cli.ipynb #d63ed030
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--url", help="Ask the server at this URL (e.g. http://127.0.0.1:5000) instead of predicting here.")
@@ -597,7 +598,7 @@ def predict(source, url, api_key, model_path, kind, output):
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(format_table(answer) if output == "table" else orjson.dumps(answer).decode())
 
-# %% ../nbs/17_cli.ipynb #d53c9762
+# %% ../nbs/17_cli.ipynb #cddaff76
 def read_feedback_file(data:bytes) -> list:
     "Feedback items from CSV (`prediction_id,label` columns) or JSON; labels of digits become class indexes."
     from wine_api.errors import InvalidInput
@@ -613,7 +614,7 @@ def read_feedback_file(data:bytes) -> list:
     return [{"prediction_id": cell(row, "prediction_id"),
              "label": int(cell(row, "label")) if cell(row, "label").isdigit() else cell(row, "label")} for row in rows]
 
-# %% ../nbs/17_cli.ipynb #c8da0eb1
+# %% ../nbs/17_cli.ipynb #ecfb8bb9
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--url", default="http://127.0.0.1:5000", show_default=True, envvar="WINE_API_URL",
@@ -639,7 +640,7 @@ def explain_items(error) -> str:
     "A feedback error for the terminal: the message, then each item's problem."
     return "\n".join([error.message] + [f"  {d['message']}" for d in error.details[1:]])
 
-# %% ../nbs/17_cli.ipynb #633bee19
+# %% ../nbs/17_cli.ipynb #e773db70
 def format_monitoring(answer:dict) -> str:
     "The monitoring figures as tables: one line per version, then one per feature with each version's rates and PSI."
     fmt = lambda x, spec=".3f": "-" if x is None else format(x, spec)
@@ -657,7 +658,7 @@ def format_monitoring(answer:dict) -> str:
                                             for f in figures))
     return "\n".join(lines)
 
-# %% ../nbs/17_cli.ipynb #55c7b5df
+# %% ../nbs/17_cli.ipynb #356c1931
 @cli.command()
 @click.option("--url", default="http://127.0.0.1:5000", show_default=True, envvar="WINE_API_URL",
               help="The server's base URL.")
@@ -674,7 +675,7 @@ def monitor(url, api_key, window, since, until, as_json):
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() if as_json else format_monitoring(answer))
 
-# %% ../nbs/17_cli.ipynb #16016f38
+# %% ../nbs/17_cli.ipynb #7a3f4971
 def prediction_lineage(prediction_id:str, log_url:str, model_dir:Path) -> dict:
     "One prediction, the version that made it, and where that version came from; `ClickException` when not found."
     from wine_api.predlog import PredictionLog, missing_file, redacted
@@ -696,7 +697,7 @@ def prediction_lineage(prediction_id:str, log_url:str, model_dir:Path) -> dict:
         "class_names": manifest["class_names"], "params": manifest["params"], "metrics": manifest["metrics"],
         "lineage": manifest.get("lineage"), "report": str(report) if report.is_file() else None}}
 
-# %% ../nbs/17_cli.ipynb #1acba6d7
+# %% ../nbs/17_cli.ipynb #41d51916
 def format_lineage(found:dict) -> str:
     "A prediction's lineage, for the terminal."
     p, m = found["prediction"], found["model"]
@@ -717,7 +718,7 @@ def format_lineage(found:dict) -> str:
               f"  report: {m['report'] or 'not kept'}"]
     return "\n".join(lines)
 
-# %% ../nbs/17_cli.ipynb #f6725746
+# %% ../nbs/17_cli.ipynb #3887e498
 @cli.command()
 @click.argument("prediction_id")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),

@@ -9,7 +9,7 @@ __all__ = ['FLOAT32_MAX', 'PLAIN_ROWS', 'PREDICT_FORMS', 'ROWS_FIELD', 'Body', '
            'check_row_count', 'check_rows', 'name_problems', 'record_problems', 'records_to_array', 'columns_to_array',
            'keys_text', 'tutorial_input', 'predict_input', 'Prediction', 'Predictor', 'load_predictor']
 
-# %% ../nbs/05_predict.ipynb #4b32e6c8
+# %% ../nbs/05_predict.ipynb #71d7176c
 import json
 import math
 from collections import Counter
@@ -23,19 +23,19 @@ import orjson
 from .errors import MAX_DETAILS, EmptyBody, InvalidInput, InvalidJSON, TooManyRows
 from .store import LoadedTree, verify_version
 
-# %% ../nbs/05_predict.ipynb #4eb43658
+# %% ../nbs/05_predict.ipynb #6ea6beb7
 @dataclass(slots=True)  # made on every request, like `Prediction`
 class Body:
     "A decoded JSON request body."
     value: object  # the JSON value
     fast: bool     # numpy's batch conversion is safe: strict JSON without `true`/`false`
 
-# %% ../nbs/05_predict.ipynb #a1a9e04c
+# %% ../nbs/05_predict.ipynb #2dd71b37
 def ascii_digits(text:str) -> bool:
     "Whether `text` is a plain decimal number: ASCII digits only (`str.isdigit` also takes '²' and '١')."
     return bool(text) and text.isascii() and text.isdigit()
 
-# %% ../nbs/05_predict.ipynb #22bc4ea9
+# %% ../nbs/05_predict.ipynb #ce441b26
 def decode_json(body:bytes) -> Body:
     "The JSON value in `body`; `EmptyBody` or `InvalidJSON` (with the position) when there is none."
     if not body.strip(): raise EmptyBody("the request body is empty: send a JSON document")
@@ -49,7 +49,7 @@ def decode_json(body:bytes) -> Body:
         raise InvalidJSON("the request body nests arrays or objects too deeply") from None
     return Body(writable(value), False)
 
-# %% ../nbs/05_predict.ipynb #2a707080
+# %% ../nbs/05_predict.ipynb #cb61895b
 def writable(value):
     "`value` if orjson can write it back (answers and logs echo parts of it); else `InvalidJSON` saying why it cannot."
     try: orjson.dumps(value)
@@ -59,14 +59,14 @@ def writable(value):
         raise InvalidJSON("the request body nests arrays or objects too deeply") from None
     return value
 
-# %% ../nbs/05_predict.ipynb #41de2292
+# %% ../nbs/05_predict.ipynb #6dd053c9
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 def shown(name, limit:int=40) -> str:
     "A name the caller sent, quoted and cut to `limit` characters (anything else described): errors echo little of it."
     if not isinstance(name, str): return describe(name)
     return repr(name[:limit]) + ("..." if len(name) > limit else "")
 
-# %% ../nbs/05_predict.ipynb #5e2cf39e
+# %% ../nbs/05_predict.ipynb #7edea7ab
 def describe(value) -> str:
     "`value` as a JSON user would name it."
     if isinstance(value, bool): return f"the boolean {str(value).lower()}"
@@ -76,7 +76,7 @@ def describe(value) -> str:
     if isinstance(value, dict): return "an object"
     return repr(value)[:40]
 
-# %% ../nbs/05_predict.ipynb #366511fa
+# %% ../nbs/05_predict.ipynb #0e8e9896
 def value_problem(value,
                   int_bits:int=None, # the value must be an integer of this many bits; None accepts any number
                  ) -> str:
@@ -90,7 +90,7 @@ def value_problem(value,
     if abs(value) > FLOAT32_MAX:
         return f"the number {str(value)[:24]} is too large (the model computes in float32, up to ±3.4e38)"
 
-# %% ../nbs/05_predict.ipynb #57e8420d
+# %% ../nbs/05_predict.ipynb #cedfa08a
 def row_problems(i:int,     # the row's index in the request
                  row,       # the row as sent
                  names:list, # feature names in the order the row lists them
@@ -104,7 +104,7 @@ def row_problems(i:int,     # the row's index in the request
     return [{"row": i, "feature": name, "message": problem}
             for name, value in zip(names, row) if (problem := value_problem(value, int_bits))]
 
-# %% ../nbs/05_predict.ipynb #dc990d80
+# %% ../nbs/05_predict.ipynb #f51f805a
 def first_problems(rows:list, names:list, limit:int=MAX_DETAILS, int_bits:int=None) -> list:
     "Up to `limit` problems in `rows`, in order."
     problems = []
@@ -113,21 +113,21 @@ def first_problems(rows:list, names:list, limit:int=MAX_DETAILS, int_bits:int=No
         if len(problems) >= limit: break
     return problems[:limit]
 
-# %% ../nbs/05_predict.ipynb #a6090074
+# %% ../nbs/05_predict.ipynb #73558d1b
 def problem_text(problem:dict) -> str:
     "One problem as a sentence: `row 3, feature 'hue': expected a number, got null`."
     where = [f"row {problem['row']}"] if "row" in problem else []
     where += [f"feature {problem['feature']!r}"] if "feature" in problem else []
     return f"{', '.join(where)}: {problem['message']}"
 
-# %% ../nbs/05_predict.ipynb #3299a848
+# %% ../nbs/05_predict.ipynb #a68e1afb
 def invalid_input(problems:list) -> InvalidInput:
     "An `InvalidInput` whose message is the first problem (and how many more there are)."
     more = len(problems) - 1
     return InvalidInput(problem_text(problems[0]) + (f" (and {more} more problem{'s' if more > 1 else ''}, see details)"
                                                      if more else ""), problems)
 
-# %% ../nbs/05_predict.ipynb #58c25b04
+# %% ../nbs/05_predict.ipynb #31a58ac6
 def out_of_range(A:np.ndarray, # a numeric array
                  int_bits:int=None, # integers must fit in this many bits
                 ) -> np.ndarray:
@@ -136,7 +136,7 @@ def out_of_range(A:np.ndarray, # a numeric array
     if not int_bits: return np.zeros(A.shape, dtype=bool)
     return (A < -2**(int_bits - 1)) | (A > 2**(int_bits - 1) - 1)
 
-# %% ../nbs/05_predict.ipynb #9b0e604e
+# %% ../nbs/05_predict.ipynb #5f9b81c7
 def numeric_array(rows:list, width:int, int_bits:int=None) -> np.ndarray:
     "`rows` as a float32 `(n, width)` array if numpy can convert them as they are and all are in range, else `None`."
     try: array = np.array(rows)
@@ -145,7 +145,7 @@ def numeric_array(rows:list, width:int, int_bits:int=None) -> np.ndarray:
     if out_of_range(array, int_bits).any(): return None
     return array.astype(np.float32)
 
-# %% ../nbs/05_predict.ipynb #6792a965
+# %% ../nbs/05_predict.ipynb #90a17d4c
 PLAIN_ROWS = 4  # rows checked value by value in Python; numpy's batch conversion is cheaper beyond
 
 def plain_value(value, int_bits:int=None) -> bool:
@@ -164,7 +164,7 @@ def plain_rows(rows:list, width:int, int_bits:int=None) -> np.ndarray:
             if not plain_value(value, int_bits): return None
     return np.array(rows, dtype=np.float32)
 
-# %% ../nbs/05_predict.ipynb #4255f8b3
+# %% ../nbs/05_predict.ipynb #60aa0fc5
 def rows_to_array(rows:list,   # non-empty list of rows
                   names:list,  # feature names, in the order each row lists its values
                   fast:bool=True, # try numpy's batch conversion first (only if no boolean can hide in `rows`)
@@ -178,7 +178,7 @@ def rows_to_array(rows:list,   # non-empty list of rows
     if problems: raise invalid_input(problems)
     return np.array(rows, dtype=np.float32)
 
-# %% ../nbs/05_predict.ipynb #14f1e7b4
+# %% ../nbs/05_predict.ipynb #ef4b8829
 def array_to_input(A:np.ndarray, # numeric `(n, len(names))` array, e.g. a binary tensor
                    names:list,   # feature names of its columns
                    int_bits:int=None, # integers must fit in this many bits
@@ -191,7 +191,7 @@ def array_to_input(A:np.ndarray, # numeric `(n, len(names))` array, e.g. a binar
         )
     return np.ascontiguousarray(A, dtype=np.float32)
 
-# %% ../nbs/05_predict.ipynb #de958eec
+# %% ../nbs/05_predict.ipynb #672370a7
 def check_row_count(n:int,       # rows sent
                     where:str,   # what sent them, for messages: "instances", "input 'x'"
                     max_rows:int, # most rows accepted in one request
@@ -201,7 +201,7 @@ def check_row_count(n:int,       # rows sent
     if n > max_rows:
         raise TooManyRows(f"{where} has {n} rows, more than the limit of {max_rows} per request; send smaller batches")
 
-# %% ../nbs/05_predict.ipynb #82c277d9
+# %% ../nbs/05_predict.ipynb #ccea981f
 def check_rows(rows,          # what the request sent as its rows
                field:str,     # where it was sent, for messages
                max_rows:int,  # most rows accepted in one request
@@ -212,7 +212,7 @@ def check_rows(rows,          # what the request sent as its rows
         raise InvalidInput(f"{field} must be a list of rows, each a list of {width} numbers; got {describe(rows)}")
     check_row_count(len(rows), field, max_rows)
 
-# %% ../nbs/05_predict.ipynb #71850a40
+# %% ../nbs/05_predict.ipynb #b6b38dc3
 def name_problems(sent:list,  # the names a request sent, in its order
                   names:list, # the model's feature names
                   what:str,   # what a name names, for messages: "column", "input"
@@ -225,7 +225,7 @@ def name_problems(sent:list,  # the names a request sent, in its order
                  for n in islice((n for n in counts if n not in expected), MAX_DETAILS)]
     return problems[:MAX_DETAILS]
 
-# %% ../nbs/05_predict.ipynb #acb7bb00
+# %% ../nbs/05_predict.ipynb #c89f4071
 def record_problems(records:list, names:list, limit:int=MAX_DETAILS) -> list:
     "Up to `limit` records that are not objects, or lack or add feature names."
     problems = []
@@ -236,7 +236,7 @@ def record_problems(records:list, names:list, limit:int=MAX_DETAILS) -> list:
         if len(problems) >= limit: break
     return problems[:limit]
 
-# %% ../nbs/05_predict.ipynb #facd2d33
+# %% ../nbs/05_predict.ipynb #8b6000b2
 def records_to_array(records:list, names:list, fast:bool=True) -> np.ndarray:
     "Records keyed by feature name as a validated array in model order."
     expected = set(names)
@@ -244,7 +244,7 @@ def records_to_array(records:list, names:list, fast:bool=True) -> np.ndarray:
         raise invalid_input(record_problems(records, names))
     return rows_to_array(list(map(itemgetter(*names), records)), names, fast)
 
-# %% ../nbs/05_predict.ipynb #78a4a488
+# %% ../nbs/05_predict.ipynb #78f00330
 def columns_to_array(columns:list, data:list, names:list, fast:bool=True) -> np.ndarray:
     "Columnar data as a validated array in model order; `columns` must name each feature once."
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
@@ -255,7 +255,7 @@ def columns_to_array(columns:list, data:list, names:list, fast:bool=True) -> np.
     order = [columns.index(name) for name in names]
     return X if order == sorted(order) else np.ascontiguousarray(X[:, order])
 
-# %% ../nbs/05_predict.ipynb #b111f430
+# %% ../nbs/05_predict.ipynb #c1df96c2
 PREDICT_FORMS = {"instances": {"instances"}, "records": {"records"}, "columns": {"columns", "data"}}  # form -> its keys
 ROWS_FIELD = {"instances": "instances", "records": "records", "columns": "data"}  # form -> the key holding its rows
 
@@ -264,13 +264,13 @@ def keys_text(value:dict, most:int=5) -> str:
     more = len(value) - most
     return "the keys " + ", ".join(map(shown, islice(value, most))) + (f" (and {more} more)" if more > 0 else "")
 
-# %% ../nbs/05_predict.ipynb #ebc21888
+# %% ../nbs/05_predict.ipynb #4399ae8a
 def tutorial_input(body:Body, names:list, max_rows:int) -> np.ndarray:
     "The tutorial's body, a list of rows in model feature order, as a validated array."
     check_rows(body.value, "the body", max_rows, len(names))
     return rows_to_array(body.value, names, body.fast)
 
-# %% ../nbs/05_predict.ipynb #38f4b375
+# %% ../nbs/05_predict.ipynb #dc335fe3
 def predict_input(body:Body, names:list, max_rows:int) -> np.ndarray:
     "A `/predict` body in any of its three forms, as a validated array in model order."
     value = body.value
@@ -284,7 +284,7 @@ def predict_input(body:Body, names:list, max_rows:int) -> np.ndarray:
     if forms[0] == "records": return records_to_array(rows, names, body.fast)
     return columns_to_array(value["columns"], rows, names, body.fast)
 
-# %% ../nbs/05_predict.ipynb #9a3a9af4
+# %% ../nbs/05_predict.ipynb #67c4bd2b
 @dataclass(slots=True)  # made on every request: a frozen dataclass's `__init__` costs 5x (a `__setattr__` a field)
 class Prediction:
     "The model's answer for a batch of rows."
@@ -292,9 +292,12 @@ class Prediction:
     classes: np.ndarray        # predicted class label per row
     probabilities: np.ndarray  # `(rows, classes)` class probabilities
     out_of_range: np.ndarray = None  # `(rows, features)`: True where a value lies outside the training range
-    outside: bool = False      # whether any value does (`out_of_range.any()`, asked once)
+    outside: bool = None       # whether any value does: `out_of_range.any()`, asked once (by the maker, or here)
 
-# %% ../nbs/05_predict.ipynb #862cb2f8
+    def __post_init__(self):
+        if self.outside is None: self.outside = self.out_of_range is not None and bool(self.out_of_range.any())
+
+# %% ../nbs/05_predict.ipynb #21d6cdf0
 class Predictor:
     "A verified decision tree, ready to predict: validated float32 rows in, classes and probabilities out."
     def __init__(self, tree:LoadedTree): # a tree loaded by `load_tree`
@@ -351,7 +354,7 @@ class Predictor:
                                                     "min": low, "max": high})
         return warnings
 
-# %% ../nbs/05_predict.ipynb #ba3cee5d
+# %% ../nbs/05_predict.ipynb #80e4d96a
 def load_predictor(path, # a model store (follows `CURRENT`) or a version directory
                    public_key=None, # when given, the version must be signed with its private key
                   ) -> Predictor:
