@@ -13,7 +13,7 @@ __all__ = ['OPEN_ENDPOINTS', 'API_KEY', 'MAX_KEY_FILE', 'MAX_LINE', 'TAIL_FIELDS
            'fast_allowed', 'v2_model_name', 'fast_body', 'fast_record', 'fast_answer', 'fast_v2_answer',
            'answer_headers', 'fast_path']
 
-# %% ../nbs/12_ops.ipynb #cdd7f43f
+# %% ../nbs/12_ops.ipynb #ed987e40
 import hashlib
 import hmac
 import logging
@@ -41,7 +41,7 @@ from .tensors import answer_parameters, infer_request, infer_response, served_ve
 from .web import (RequestRecord, app_state, current_record, logged_batch, mimetype, read_body,
                           request_id)
 
-# %% ../nbs/12_ops.ipynb #534e33e1
+# %% ../nbs/12_ops.ipynb #a14da38d
 OPEN_ENDPOINTS = {"wine_api.health", "wine_api.ready", "v2.v2_live", "v2.v2_ready"}  # health routes, never behind a key
 
 API_KEY = re.compile(r"[\x21-\x7e]{16,512}")  # printable ASCII without spaces, as a bearer token is sent
@@ -53,7 +53,7 @@ def listed_keys(keys) -> list:
     if isinstance(keys, (list, tuple)) and all(isinstance(k, str) for k in keys): return list(keys)
     raise ConfigError(f"API_KEYS (WINE_API_API_KEYS) must be keys separated by commas; got {str(keys)[:20]!r}")
 
-# %% ../nbs/12_ops.ipynb #be79b32c
+# %% ../nbs/12_ops.ipynb #0901a125
 def key_file_lines(path) -> list:
     "The keys in a key file: one per line, blank lines and `#` comments skipped; only a small, regular UTF-8 file."
     try:
@@ -66,7 +66,7 @@ def key_file_lines(path) -> list:
     except UnicodeDecodeError: raise ConfigError(f"the API key file {path} is not UTF-8 text") from None
     return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
 
-# %% ../nbs/12_ops.ipynb #b545620a
+# %% ../nbs/12_ops.ipynb #e1d366fa
 def configured_keys(keys=None,    # keys: a list, or one comma-separated string; None when not asked for
                     key_file=None, # a file with one key per line (blank lines and `#` comments skipped)
                    ) -> list:
@@ -85,7 +85,7 @@ def configured_keys(keys=None,    # keys: a list, or one comma-separated string;
             )
     return found
 
-# %% ../nbs/12_ops.ipynb #febf4ae5
+# %% ../nbs/12_ops.ipynb #f27e9952
 class ApiKeys:
     "The accepted API keys, held as SHA-256 digests and checked in constant time."
     def __init__(self, keys:list): self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
@@ -97,13 +97,13 @@ class ApiKeys:
         for accepted in self.digests: found |= hmac.compare_digest(accepted, digest)
         return found
 
-# %% ../nbs/12_ops.ipynb #4cd17bce
+# %% ../nbs/12_ops.ipynb #3b91d461
 def bearer_token(authorization:str) -> str:
     "The token of an `Authorization: Bearer <token>` header, or None."
     scheme, _, token = authorization.strip().partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
-# %% ../nbs/12_ops.ipynb #36512550
+# %% ../nbs/12_ops.ipynb #57f82ca0
 def require_api_key():
     "Refuse a request that lacks a valid key, when keys are configured (the app's open endpoints excepted)."
     state = app_state()
@@ -113,7 +113,7 @@ def require_api_key():
     if token is None: raise Unauthorized("this server needs an API key: send the header 'Authorization: Bearer <key>'")
     if not keys.accepts(token): raise Unauthorized("the API key is not valid")
 
-# %% ../nbs/12_ops.ipynb #67898acd
+# %% ../nbs/12_ops.ipynb #8003cb22
 MAX_LINE = 4000  # bytes in one log line: below PIPE_BUF (4096), so one write of it to a pipe is never split
 TAIL_FIELDS = {"exception"}  # fields whose end matters most
 
@@ -122,7 +122,7 @@ def cut(text:str, keep:int, tail:bool=False) -> str:
     if len(text) <= keep: return text
     return "…" + text[-keep:] if tail else text[:keep] + "…"
 
-# %% ../nbs/12_ops.ipynb #936e4661
+# %% ../nbs/12_ops.ipynb #879cc94c
 def fit_line(record:dict, limit:int=MAX_LINE) -> bytes:
     "`record` as one JSON line of at most `limit` bytes: its longest text fields cut until it fits."
     line = orjson.dumps(record) + b"\n"
@@ -133,7 +133,7 @@ def fit_line(record:dict, limit:int=MAX_LINE) -> bytes:
         line = orjson.dumps(record) + b"\n"
     return line
 
-# %% ../nbs/12_ops.ipynb #3b0a4dfa
+# %% ../nbs/12_ops.ipynb #246fc7b1
 _SECOND = [(None, "")]  # (the whole second last formatted, its text), read and replaced as one (threads share it)
 
 def utc_text(created:float) -> str:
@@ -153,13 +153,13 @@ def json_line(level:str, logger:str, message:str, # what every line says
     return fit_line({"time": utc_text(time.time() if created is None else created), "level": level,
                      "logger": logger, "pid": this_process(), "message": message, **fields})
 
-# %% ../nbs/12_ops.ipynb #2ed31c5d
+# %% ../nbs/12_ops.ipynb #afa1c6af
 class RequestLog:
     """Writes one JSON line per request: to a file descriptor with one `os.write` per line (so the workers' lines never
     interleave and none waits in a buffer), or to a text stream, or nowhere until `configure_logging` says where."""
     def __init__(self, fd:int=None, # a file descriptor to write to
                  stream=None):      # or a text stream, when there is no descriptor
-        self.fd, self.stream = fd, stream
+        self.fd, self.stream, self.dropped = fd, stream, 0
 
     def write(self, fields:dict):
         "Log one request, described by `fields`."
@@ -167,11 +167,13 @@ class RequestLog:
         self.write_line(json_line("INFO", "wine_api.requests", "request", **fields))
 
     def write_line(self, line:bytes):
-        "Write one whole line."
-        if self.fd is not None: os.write(self.fd, line)
-        elif self.stream is not None: self.stream.write(line.decode())
+        "Write one whole line; one its destination refuses (closed, gone, full) is dropped and counted, never raised."
+        try:
+            if self.fd is not None: os.write(self.fd, line)
+            elif self.stream is not None: self.stream.write(line.decode())
+        except (OSError, ValueError): self.dropped += 1  # ValueError: a closed stream
 
-# %% ../nbs/12_ops.ipynb #c340ceaa
+# %% ../nbs/12_ops.ipynb #73d422a6
 request_log = RequestLog()
 
 class JsonFormatter(logging.Formatter):
@@ -182,7 +184,7 @@ class JsonFormatter(logging.Formatter):
             json_line(record.levelname, record.name, record.getMessage(), record.created, **extra).decode().rstrip("\n")
         )
 
-# %% ../nbs/12_ops.ipynb #9caca1a2
+# %% ../nbs/12_ops.ipynb #72d95123
 class JsonLineHandler(logging.Handler):
     "Writes log records as JSON lines the way request lines are written: one write each, to the same place."
     def __init__(self, log:"RequestLog"):
@@ -193,7 +195,7 @@ class JsonLineHandler(logging.Handler):
         try: self.log.write_line(self.format(record).encode() + b"\n")
         except Exception: self.handleError(record)
 
-# %% ../nbs/12_ops.ipynb #0dede872
+# %% ../nbs/12_ops.ipynb #d3a6e6eb
 def configure_logging(stream=None, # where the lines go; standard error by default
                       level=logging.INFO):
     "Send the `wine_api` loggers' records and the request lines to `stream` as JSON lines (what `wine-api serve` does)."
@@ -206,7 +208,7 @@ def configure_logging(stream=None, # where the lines go; standard error by defau
     logger.propagate = False
     request_log.fd, request_log.stream = (fd, stream) if level <= logging.INFO else (None, None)
 
-# %% ../nbs/12_ops.ipynb #10b00893
+# %% ../nbs/12_ops.ipynb #44de53e6
 if values.ValueClass is not values.MutexValue:  # multiprocess mode: each value checks its process id on every write;
     values.ValueClass = values.MultiProcessValue(process_identifier=this_process)  # without a system call each time
 METRICS = CollectorRegistry()  # this module's own registry, so that importing it twice never registers a metric twice
@@ -241,12 +243,12 @@ def metrics_registry() -> CollectorRegistry:
     multiprocess.MultiProcessCollector(registry)
     return registry
 
-# %% ../nbs/12_ops.ipynb #93627342
+# %% ../nbs/12_ops.ipynb #69e36671
 def mark_worker_dead(server, worker):
     "gunicorn's `child_exit` hook: a dead worker's gauges no longer count."
     multiprocess.mark_process_dead(worker.pid)
 
-# %% ../nbs/12_ops.ipynb #bf9c671f
+# %% ../nbs/12_ops.ipynb #a872a805
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})  # any other method counts as "OTHER"
 
 _children = {}  # labelled metrics, looked up once per process: `labels()` costs more than the count itself
@@ -256,7 +258,7 @@ def child(metric, *labels):
     if key not in _children: _children[key] = metric.labels(*labels)
     return _children[key]
 
-# %% ../nbs/12_ops.ipynb #c4036c6e
+# %% ../nbs/12_ops.ipynb #9c930507
 def count_prediction(prediction, # what the request predicted
                      predictor,  # the predictor that did: its class and feature names
                     ):
@@ -270,13 +272,13 @@ def count_prediction(prediction, # what the request predicted
     for name, count in zip(class_names, np.bincount(classes, minlength=len(class_names)).tolist()):
         if count: child(PREDICTIONS, name).inc(count)
 
-# %% ../nbs/12_ops.ipynb #d9f41b74
+# %% ../nbs/12_ops.ipynb #188efd56
 _served_version = [None]  # what this process last reported in MODEL_VERSION
 def report_model_version(version:int):
     "Set the model version gauge when this process's version changes."
     if version != _served_version[0]: MODEL_VERSION.set(version); _served_version[0] = version
 
-# %% ../nbs/12_ops.ipynb #8513df63
+# %% ../nbs/12_ops.ipynb #dd1f7f95
 MONITORING_WINDOW = 24 * 3600.0  # seconds of predictions the gauges cover
 MONITORING_EVERY = 60.0  # seconds between two reads of the log by one worker
 _monitoring = {}  # log -> (when read, figures), this process's cache
@@ -319,7 +321,7 @@ def monitoring_registry(log, slot) -> CollectorRegistry:
     except LogUnavailable: pass
     return registry
 
-# %% ../nbs/12_ops.ipynb #9e57c5f7
+# %% ../nbs/12_ops.ipynb #c343eb15
 bp = Blueprint("ops", __name__)
 
 @bp.get("/metrics")
@@ -329,7 +331,7 @@ def metrics():
     monitoring = generate_latest(monitoring_registry(state.log, state.slot)) if state.log else b""
     return Response(generate_latest(metrics_registry()) + monitoring, content_type=CONTENT_TYPE_LATEST)
 
-# %% ../nbs/12_ops.ipynb #37ac56a7
+# %% ../nbs/12_ops.ipynb #5bcb9bbf
 def log_fields(record, # the request's `RequestRecord`
                method:str, path:str, status:int, duration:float) -> dict:
     "The request's log line: id, method, path, status, duration, and what the record says it did."
@@ -340,7 +342,7 @@ def log_fields(record, # the request's `RequestRecord`
     if record.error_code is not None: fields["error"] = record.error_code
     return fields
 
-# %% ../nbs/12_ops.ipynb #90bf6f79
+# %% ../nbs/12_ops.ipynb #f65aaf5a
 def count_request(record, route:str, method:str, status:int, duration:float):
     "Count the request in the metrics: its route, method and status, its time, its rows, its error."
     child(REQUESTS, route, method if method in METHODS else "OTHER", str(status)).inc()
@@ -349,7 +351,7 @@ def count_request(record, route:str, method:str, status:int, duration:float):
     if record.prediction is not None: count_prediction(record.prediction, record.predictor)
     if record.error_code is not None: child(ERRORS, record.error_code).inc()
 
-# %% ../nbs/12_ops.ipynb #26ee041e
+# %% ../nbs/12_ops.ipynb #83debcfb
 def finish_request(response:Response) -> Response:
     "Count the request, log it, and return its id (and, on a 401, how to authenticate): an `after_request` hook."
     req, record = request._get_current_object(), current_record()  # once, not through the proxies each time
@@ -360,7 +362,7 @@ def finish_request(response:Response) -> Response:
     if status == 401: response.headers["WWW-Authenticate"] = 'Bearer realm="wine_api"'
     return response
 
-# %% ../nbs/12_ops.ipynb #318b924b
+# %% ../nbs/12_ops.ipynb #980c8fc0
 FAST_ROUTES = {"/api/": tutorial_input, "/predict": predict_input}  # route -> its input parser
 
 def fast_allowed(environ:dict, keys) -> bool:
@@ -370,7 +372,7 @@ def fast_allowed(environ:dict, keys) -> bool:
     token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
     return token is not None and keys.accepts(token)
 
-# %% ../nbs/12_ops.ipynb #fda42993
+# %% ../nbs/12_ops.ipynb #b7800c3d
 V2_INFER = "/v2/models/<model_name>/infer"  # the Flask rule of the V2 inference route: its label in metrics and logs
 
 def v2_model_name(environ:dict) -> str:
@@ -382,7 +384,7 @@ def v2_model_name(environ:dict) -> str:
     name = path[len("/v2/models/"):-len("/infer")]
     return name if name and "/" not in name else None
 
-# %% ../nbs/12_ops.ipynb #136c2f5f
+# %% ../nbs/12_ops.ipynb #f30297f8
 def fast_body(environ:dict, config) -> bytes:
     "The request's body within the app's limits (kept in the environ, as is an error reading it, for Flask if needed)."
     return read_body(environ, config["MAX_CONTENT_LENGTH"], config["BODY_TIMEOUT"])
@@ -414,7 +416,7 @@ def fast_v2_answer(environ:dict, model_name:str, state, config) -> tuple:
     parameters = answer_parameters(predictor, checked.X, prediction, record.batch_id)
     return record, infer_response(model_name, predictor.version, checked, prediction, parameters)[0], checked.X
 
-# %% ../nbs/12_ops.ipynb #eb3fff8b
+# %% ../nbs/12_ops.ipynb #70cca537
 def answer_headers(record:RequestRecord, body:bytes) -> list:
     "The headers of a fast answer: what Flask and the hooks would have set."
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
