@@ -185,15 +185,15 @@ def in_process_floors(seconds:float=2.0) -> dict:
     return rates
 
 
-def spread(starts:int, seconds:float, body) -> list:
-    "Fresh starts of our server, each loaded at c16: req/s, cores used, and each worker's share of the CPU."
+def spread(starts:int, seconds:float, body, connections:int=16) -> list:
+    "Fresh starts of our server, each loaded at `connections`: req/s, cores used, and each worker's share of the CPU."
     runs = []
     for _ in range(starts):
         server = Server("wine_api")
         try:
             time.sleep(0.5)
             before, started = server.cpu_seconds(), time.perf_counter()
-            result = wrk(server.url("/api/"), body, 16, seconds)
+            result = wrk(server.url("/api/"), body, connections, seconds)
             after, wall = server.cpu_seconds(), time.perf_counter() - started
         finally: server.stop()
         used = {pid: after[pid] - before.get(pid, 0) for pid in after}
@@ -246,6 +246,7 @@ def main():
     finally:
         for server in servers.values(): server.stop()
     results["spread"] = spread(args.starts, args.seconds, b["row"])
+    results["spread_batches"] = spread(args.starts, args.seconds, b["batch"], 4)  # a few connections: not a target
     shutil.rmtree(LOG_DIR, ignore_errors=True)
     results["run"] = describe_run()
     (HERE/"results.json").write_text(json.dumps(results, indent=2))
@@ -300,13 +301,16 @@ def report(r):
         print(f"{label:44}{m['rps'] * 1000:11.0f}{ratio(m, tut['batch']):11.2f}{ratio(m, ours['predict_batch']):11.2f}")
     print("in this process, one core, no HTTP:")
     for label, rate in r["floors"].items(): print(f"  {label:42}{rate:11.0f}")
-    spread_runs = r["spread"]
-    rates = [s["rps"] for s in spread_runs]
-    print(f"\n{len(rates)} fresh starts of wine_api, /api/ c16: req/s " + ", ".join(f"{x:.0f}" for x in rates)
-          + f"; lowest {min(rates) / statistics.median(rates):.2f}× the median")
-    print("  cores used by the server: " + ", ".join(f"{s['cores']:.2f}" for s in spread_runs)
-          + "; workers' shares of its CPU: " + ", ".join("/".join(f"{w:.0%}" for w in s["worker_shares"])
-                                                         for s in spread_runs))
+    print()
+    for key, what, unit, scale in (("spread", "/api/ one row c16", "req/s", 1),
+                                   ("spread_batches", "/api/ 1000-row batches c4", "rows/s", 1000)):
+        spread_runs = r[key]
+        rates = [s["rps"] * scale for s in spread_runs]
+        print(f"{len(rates)} fresh starts of wine_api, {what}: {unit} " + ", ".join(f"{x:.0f}" for x in rates)
+              + f"; lowest {min(rates) / statistics.median(rates):.2f}× the median")
+        print("  cores used by the server: " + ", ".join(f"{s['cores']:.2f}" for s in spread_runs)
+              + "; workers' shares of its CPU: " + ", ".join("/".join(f"{w:.0%}" for w in s["worker_shares"])
+                                                             for s in spread_runs))
     print(f"\n{'':44}{'cold start s':>13}{'× hello':>9}{'PSS MiB':>9}{'× hello':>9}")
     for app in ("hello", "tutorial", "wine_api"):
         print(f"{app + ', shipped server':44}{r[app]['cold_start_s']:13.2f}"
