@@ -253,6 +253,12 @@ def main():
     report(results)
 
 
+def lowest_start(runs:list) -> float:
+    "The slowest of the fresh starts' runs, as a ratio to their median."
+    rates = [run["rps"] for run in runs]
+    return min(rates) / statistics.median(rates)
+
+
 def describe_run() -> str:
     "Machine, date, commit and server settings: what a figure needs to be compared with another."
     import platform
@@ -305,9 +311,9 @@ def report(r):
     for key, what, unit, scale in (("spread", "/api/ one row c16", "req/s", 1),
                                    ("spread_batches", "/api/ 1000-row batches c4", "rows/s", 1000)):
         spread_runs = r[key]
-        rates = [s["rps"] * scale for s in spread_runs]
-        print(f"{len(rates)} fresh starts of wine_api, {what}: {unit} " + ", ".join(f"{x:.0f}" for x in rates)
-              + f"; lowest {min(rates) / statistics.median(rates):.2f}× the median")
+        print(f"{len(spread_runs)} fresh starts of wine_api, {what}: {unit} "
+              + ", ".join(f"{s['rps'] * scale:.0f}" for s in spread_runs)
+              + f"; lowest {lowest_start(spread_runs):.2f}× the median")
         print("  cores used by the server: " + ", ".join(f"{s['cores']:.2f}" for s in spread_runs)
               + "; workers' shares of its CPU: " + ", ".join("/".join(f"{w:.0%}" for w in s["worker_shares"])
                                                              for s in spread_runs))
@@ -334,7 +340,7 @@ def report(r):
                at_least, 3.0),
               ("V2 binary 1000-row batches, × tutorial app (shipped)", ratio(ours["v2_binary_batch"], tut["batch"]),
                at_least, 10.0),
-              ("lowest of the fresh starts, × their median", min(rates) / statistics.median(rates), at_least, 0.85),
+              ("lowest of the fresh starts at c16, × their median", lowest_start(r["spread"]), at_least, 0.85),
               ("cold start, seconds", ours["cold_start_s"], below, 0.5),
               ("PSS, × the hello-world app's (shipped)", ours["pss_mib"] / hello["pss_mib"], at_most, 1.1)]
     print("\ntargets (measured, then the target):")
