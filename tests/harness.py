@@ -109,7 +109,7 @@ def wait_until_ready(url:str, proc=None, seconds:float=30) -> bool:
 
 class LiveServer:
     "`wine-api serve` (gunicorn, 2 workers) on a free loopback port; stopped by its PID. Its log goes to a file."
-    def __init__(self, *args, env=None, port=None, wait=True):
+    def __init__(self, *args, env=None, port=None, wait=True, stderr=None):  # stderr: instead of the log file
         self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         # a file, not a pipe: a pipe nobody reads fills up with the request log and stalls the server
@@ -117,7 +117,7 @@ class LiveServer:
         # the bundled model's prediction log goes to the user's state directory: one of its own for each server
         self.state_dir = tempfile.TemporaryDirectory(prefix="wine-api-state-")
         self.proc = subprocess.Popen([str(WINE_API), "serve", "--port", str(self.port), *map(str, args)],
-                                     stdout=subprocess.DEVNULL, stderr=self.log_file, text=True,
+                                     stdout=subprocess.DEVNULL, stderr=stderr or self.log_file, text=True,
                                      env={**os.environ, "XDG_STATE_HOME": self.state_dir.name, **(env or {})})
         if not wait: return
         if not wait_until_ready(self.url, self.proc):

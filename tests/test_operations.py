@@ -15,8 +15,8 @@ from wine_api.client import ServerError, WineApiClient
 from wine_api.data import TUTORIAL_ROW as ROW, load_wine_data
 from wine_api.store import TREE_FILE, bundled_model_dir, list_versions, load_model, set_current, versions_dir
 
-from harness import (REPO, WINE_API, Load, LiveServer, failed, free_port, kill_training_midway, pss_mib, run_cli,
-                     store_with_two_versions, wait_until_ready, worker_pids)
+from harness import (REPO, Load, LiveServer, failed, kill_training_midway, pss_mib, run_cli, store_with_two_versions,
+                     worker_pids)
 
 
 X = load_wine_data().X.to_numpy()
@@ -179,25 +179,20 @@ def test_metrics_add_up_across_workers_and_every_request_is_logged_once(tmp_path
     assert sum(line.get("error") == "invalid_input" for line in lines) == 5
 
 
-def test_a_log_destination_that_goes_away_costs_the_lines_not_the_answers(tmp_path):
+def test_a_log_destination_that_goes_away_costs_the_lines_not_the_answers():
     "Standard error is a pipe whose reader quits (a log collector gone): requests are answered; the server stays up."
-    port = free_port()
-    proc = subprocess.Popen([str(WINE_API), "serve", "--port", str(port), "--prediction-log", f"sqlite:///{tmp_path}/p.sqlite"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    server = LiveServer(stderr=subprocess.PIPE)
     try:
-        assert wait_until_ready(url, proc)
-        proc.stderr.close()  # every line from now on meets a broken pipe
+        server.proc.stderr.close()  # every line from now on meets a broken pipe
         for route, body, status in (("/api/", [ROW], 200), ("/predict", {"instances": [ROW] * 3}, 200),
                                     ("/api/", [ROW[:12]], 422)):
             for _ in range(20):  # new connections: both workers, the fast path and Flask's (the 422)
-                answer = requests.post(url + route, json=body, headers={"Connection": "close"}, timeout=5)
+                answer = requests.post(server.url + route, json=body, headers={"Connection": "close"}, timeout=5)
                 assert answer.status_code == status, answer.text
-        assert proc.poll() is None
-        assert requests.get(url + "/health", timeout=5).status_code == 200
+        assert server.proc.poll() is None
+        assert requests.get(server.url + "/health", timeout=5).status_code == 200
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
 
 
 def test_a_worker_killed_under_load_is_replaced_and_only_its_requests_fail():

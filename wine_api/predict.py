@@ -10,7 +10,7 @@ __all__ = ['FLOAT32_MAX', 'PLAIN_ROWS', 'PREDICT_FORMS', 'ROWS_FIELD', 'Body', '
            'records_to_array', 'columns_to_array', 'keys_text', 'tutorial_input', 'predict_input', 'Prediction',
            'Predictor', 'load_predictor']
 
-# %% ../nbs/05_predict.ipynb #0416c3e3
+# %% ../nbs/05_predict.ipynb #0f3e03cd
 import json
 import math
 from collections import Counter
@@ -24,7 +24,7 @@ import orjson
 from .errors import MAX_DETAILS, EmptyBody, InvalidInput, InvalidJSON, TooManyRows
 from .store import LoadedTree, verify_version
 
-# %% ../nbs/05_predict.ipynb #7bcd7d9a
+# %% ../nbs/05_predict.ipynb #a5ad6cf5
 @dataclass(slots=True)  # made on every request, like `Prediction`
 class Body:
     "A decoded JSON request body."
@@ -32,12 +32,12 @@ class Body:
     fast: bool     # numpy's batch conversion is safe: strict JSON without `true`/`false`
     strings: int = 2 # JSON strings in the body, counted up to 2 (escaped quotes may count more, never fewer)
 
-# %% ../nbs/05_predict.ipynb #8648907c
+# %% ../nbs/05_predict.ipynb #6379da39
 def ascii_digits(text:str) -> bool:
     "Whether `text` is a plain decimal number: ASCII digits only (`str.isdigit` also takes '²' and '١')."
     return bool(text) and text.isascii() and text.isdigit()
 
-# %% ../nbs/05_predict.ipynb #48055346
+# %% ../nbs/05_predict.ipynb #14f6e6e9
 def decode_json(body:bytes) -> Body:
     "The JSON value in `body`; `EmptyBody` or `InvalidJSON` (with the position) when there is none."
     if not body.strip(): raise EmptyBody("the request body is empty: send a JSON document")
@@ -52,7 +52,7 @@ def decode_json(body:bytes) -> Body:
         raise InvalidJSON("the request body nests arrays or objects too deeply") from None
     return Body(writable(value), False)
 
-# %% ../nbs/05_predict.ipynb #635ad2b0
+# %% ../nbs/05_predict.ipynb #751af392
 def holds_word(body:bytes, word:bytes,
                tries:int=8, # places of its first letter looked at one by one; past them, one search of the rest
               ) -> bool:
@@ -70,7 +70,7 @@ def string_count(body:bytes, most:int=2) -> int:
     while quotes < 2 * most and (start := body.find(b'"', start + 1)) >= 0: quotes += 1
     return quotes // 2
 
-# %% ../nbs/05_predict.ipynb #1e9932e5
+# %% ../nbs/05_predict.ipynb #96c0b3f8
 def writable(value):
     "`value` if orjson can write it back (answers and logs echo parts of it); else `InvalidJSON` saying why it cannot."
     try: orjson.dumps(value)
@@ -80,14 +80,14 @@ def writable(value):
         raise InvalidJSON("the request body nests arrays or objects too deeply") from None
     return value
 
-# %% ../nbs/05_predict.ipynb #b27c76aa
+# %% ../nbs/05_predict.ipynb #cabb7fa6
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 def shown(name, limit:int=40) -> str:
     "A name the caller sent, quoted and cut to `limit` characters (anything else described): errors echo little of it."
     if not isinstance(name, str): return describe(name)
     return repr(name[:limit]) + ("..." if len(name) > limit else "")
 
-# %% ../nbs/05_predict.ipynb #f70ba1ef
+# %% ../nbs/05_predict.ipynb #23b71536
 def describe(value) -> str:
     "`value` as a JSON user would name it."
     if isinstance(value, bool): return f"the boolean {str(value).lower()}"
@@ -97,7 +97,7 @@ def describe(value) -> str:
     if isinstance(value, dict): return "an object"
     return repr(value)[:40]
 
-# %% ../nbs/05_predict.ipynb #75ec51ef
+# %% ../nbs/05_predict.ipynb #5c82f4a9
 def value_problem(value,
                   int_bits:int=None, # the value must be an integer of this many bits; None accepts any number
                  ) -> str:
@@ -111,7 +111,7 @@ def value_problem(value,
     if abs(value) > FLOAT32_MAX:
         return f"the number {str(value)[:24]} is too large (the model computes in float32, up to ±3.4e38)"
 
-# %% ../nbs/05_predict.ipynb #8e4d3901
+# %% ../nbs/05_predict.ipynb #368eb9b4
 def row_problems(i:int,     # the row's index in the request
                  row,       # the row as sent
                  names:list, # feature names in the order the row lists them
@@ -125,7 +125,7 @@ def row_problems(i:int,     # the row's index in the request
     return [{"row": i, "feature": name, "message": problem}
             for name, value in zip(names, row) if (problem := value_problem(value, int_bits))]
 
-# %% ../nbs/05_predict.ipynb #5bcf6b23
+# %% ../nbs/05_predict.ipynb #d49f503b
 def first_problems(rows:list, names:list, limit:int=MAX_DETAILS, int_bits:int=None) -> list:
     "Up to `limit` problems in `rows`, in order."
     problems = []
@@ -134,21 +134,21 @@ def first_problems(rows:list, names:list, limit:int=MAX_DETAILS, int_bits:int=No
         if len(problems) >= limit: break
     return problems[:limit]
 
-# %% ../nbs/05_predict.ipynb #501dce51
+# %% ../nbs/05_predict.ipynb #7542ffdf
 def problem_text(problem:dict) -> str:
     "One problem as a sentence: `row 3, feature 'hue': expected a number, got null`."
     where = [f"row {problem['row']}"] if "row" in problem else []
     where += [f"feature {problem['feature']!r}"] if "feature" in problem else []
     return f"{', '.join(where)}: {problem['message']}"
 
-# %% ../nbs/05_predict.ipynb #d86b781b
+# %% ../nbs/05_predict.ipynb #3a7db5bf
 def invalid_input(problems:list) -> InvalidInput:
     "An `InvalidInput` whose message is the first problem (and how many more there are)."
     more = len(problems) - 1
     return InvalidInput(problem_text(problems[0]) + (f" (and {more} more problem{'s' if more > 1 else ''}, see details)"
                                                      if more else ""), problems)
 
-# %% ../nbs/05_predict.ipynb #5cf9a744
+# %% ../nbs/05_predict.ipynb #ec2bb17f
 def out_of_range(A:np.ndarray, # a numeric array
                  int_bits:int=None, # integers must fit in this many bits
                 ) -> np.ndarray:
@@ -157,7 +157,7 @@ def out_of_range(A:np.ndarray, # a numeric array
     if not int_bits: return np.zeros(A.shape, dtype=bool)
     return (A < -2**(int_bits - 1)) | (A > 2**(int_bits - 1) - 1)
 
-# %% ../nbs/05_predict.ipynb #b4e29da6
+# %% ../nbs/05_predict.ipynb #a9955ccb
 def number_rows(rows:list, width:int) -> np.ndarray:
     """Rows where no string or boolean can hide as a float32 `(n, width)` array, read by `np.fromiter` (no type
     discovery), if each is a list of `width` numbers in range; else `None`."""
@@ -167,18 +167,15 @@ def number_rows(rows:list, width:int) -> np.ndarray:
     if out_of_range(array).any(): return None  # a null became NaN: the path that names problems names it
     return array.astype(np.float32).reshape(len(rows), width)
 
-def numeric_array(rows:list, width:int, int_bits:int=None,
-                  numbers_only:bool=False, # no string can hide in `rows`: `number_rows` reads them
-                 ) -> np.ndarray:
+def numeric_array(rows:list, width:int, int_bits:int=None) -> np.ndarray:
     "`rows` as a float32 `(n, width)` array if numpy can convert them as they are and all are in range, else `None`."
-    if numbers_only and not int_bits: return number_rows(rows, width)
     try: array = np.array(rows)
     except (ValueError, TypeError): return None  # ragged rows
     if array.ndim != 2 or array.shape[1] != width or array.dtype.kind not in ("iu" if int_bits else "iuf"): return None
     if out_of_range(array, int_bits).any(): return None
     return array.astype(np.float32)
 
-# %% ../nbs/05_predict.ipynb #9ef3a0c1
+# %% ../nbs/05_predict.ipynb #f978c10e
 PLAIN_ROWS = 4  # rows checked value by value in Python; numpy's batch conversion is cheaper beyond
 
 def plain_value(value, int_bits:int=None) -> bool:
@@ -197,7 +194,7 @@ def plain_rows(rows:list, width:int, int_bits:int=None) -> np.ndarray:
             if not plain_value(value, int_bits): return None
     return np.array(rows, dtype=np.float32)
 
-# %% ../nbs/05_predict.ipynb #1be3d645
+# %% ../nbs/05_predict.ipynb #6cb20ace
 def rows_to_array(rows:list,   # non-empty list of rows
                   names:list,  # feature names, in the order each row lists its values
                   fast:bool=True, # try numpy's batch conversion first (only if no boolean can hide in `rows`)
@@ -207,13 +204,14 @@ def rows_to_array(rows:list,   # non-empty list of rows
     "Validated float32 `(len(rows), len(names))` array; `InvalidInput` naming each bad row and feature."
     if not fast: X = None
     elif len(rows) <= PLAIN_ROWS: X = plain_rows(rows, len(names), int_bits)
-    else: X = numeric_array(rows, len(names), int_bits, numbers_only)
+    elif numbers_only and not int_bits: X = number_rows(rows, len(names))
+    else: X = numeric_array(rows, len(names), int_bits)
     if X is not None: return X
     problems = first_problems(rows, names, int_bits=int_bits)
     if problems: raise invalid_input(problems)
     return np.array(rows, dtype=np.float32)
 
-# %% ../nbs/05_predict.ipynb #1b189461
+# %% ../nbs/05_predict.ipynb #18f1a7cc
 def array_to_input(A:np.ndarray, # numeric `(n, len(names))` array, e.g. a binary tensor
                    names:list,   # feature names of its columns
                    int_bits:int=None, # integers must fit in this many bits
@@ -226,7 +224,7 @@ def array_to_input(A:np.ndarray, # numeric `(n, len(names))` array, e.g. a binar
         )
     return np.ascontiguousarray(A, dtype=np.float32)
 
-# %% ../nbs/05_predict.ipynb #bf6911b6
+# %% ../nbs/05_predict.ipynb #d8f76f7a
 def check_row_count(n:int,       # rows sent
                     where:str,   # what sent them, for messages: "instances", "input 'x'"
                     max_rows:int, # most rows accepted in one request
@@ -236,7 +234,7 @@ def check_row_count(n:int,       # rows sent
     if n > max_rows:
         raise TooManyRows(f"{where} has {n} rows, more than the limit of {max_rows} per request; send smaller batches")
 
-# %% ../nbs/05_predict.ipynb #268796b9
+# %% ../nbs/05_predict.ipynb #28d5bb1b
 def check_rows(rows,          # what the request sent as its rows
                field:str,     # where it was sent, for messages
                max_rows:int,  # most rows accepted in one request
@@ -247,7 +245,7 @@ def check_rows(rows,          # what the request sent as its rows
         raise InvalidInput(f"{field} must be a list of rows, each a list of {width} numbers; got {describe(rows)}")
     check_row_count(len(rows), field, max_rows)
 
-# %% ../nbs/05_predict.ipynb #3435bbca
+# %% ../nbs/05_predict.ipynb #1b659a70
 def name_problems(sent:list,  # the names a request sent, in its order
                   names:list, # the model's feature names
                   what:str,   # what a name names, for messages: "column", "input"
@@ -260,7 +258,7 @@ def name_problems(sent:list,  # the names a request sent, in its order
                  for n in islice((n for n in counts if n not in expected), MAX_DETAILS)]
     return problems[:MAX_DETAILS]
 
-# %% ../nbs/05_predict.ipynb #add5ed43
+# %% ../nbs/05_predict.ipynb #88a0036e
 def record_problems(records:list, names:list, limit:int=MAX_DETAILS) -> list:
     "Up to `limit` records that are not objects, or lack or add feature names."
     problems = []
@@ -271,7 +269,7 @@ def record_problems(records:list, names:list, limit:int=MAX_DETAILS) -> list:
         if len(problems) >= limit: break
     return problems[:limit]
 
-# %% ../nbs/05_predict.ipynb #4c96f871
+# %% ../nbs/05_predict.ipynb #508a1012
 def records_to_array(records:list, names:list, fast:bool=True) -> np.ndarray:
     "Records keyed by feature name as a validated array in model order."
     expected = set(names)
@@ -279,7 +277,7 @@ def records_to_array(records:list, names:list, fast:bool=True) -> np.ndarray:
         raise invalid_input(record_problems(records, names))
     return rows_to_array(list(map(itemgetter(*names), records)), names, fast)
 
-# %% ../nbs/05_predict.ipynb #8009b683
+# %% ../nbs/05_predict.ipynb #a8b842fb
 def columns_to_array(columns:list, data:list, names:list, fast:bool=True) -> np.ndarray:
     "Columnar data as a validated array in model order; `columns` must name each feature once."
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
@@ -290,7 +288,7 @@ def columns_to_array(columns:list, data:list, names:list, fast:bool=True) -> np.
     order = [columns.index(name) for name in names]
     return X if order == sorted(order) else np.ascontiguousarray(X[:, order])
 
-# %% ../nbs/05_predict.ipynb #0372b0cf
+# %% ../nbs/05_predict.ipynb #2861b50c
 PREDICT_FORMS = {"instances": {"instances"}, "records": {"records"}, "columns": {"columns", "data"}}  # form -> its keys
 ROWS_FIELD = {"instances": "instances", "records": "records", "columns": "data"}  # form -> the key holding its rows
 
@@ -299,13 +297,13 @@ def keys_text(value:dict, most:int=5) -> str:
     more = len(value) - most
     return "the keys " + ", ".join(map(shown, islice(value, most))) + (f" (and {more} more)" if more > 0 else "")
 
-# %% ../nbs/05_predict.ipynb #cef462d9
+# %% ../nbs/05_predict.ipynb #07dd3653
 def tutorial_input(body:Body, names:list, max_rows:int) -> np.ndarray:
     "The tutorial's body, a list of rows in model feature order, as a validated array."
     check_rows(body.value, "the body", max_rows, len(names))
     return rows_to_array(body.value, names, body.fast, numbers_only=body.strings == 0)
 
-# %% ../nbs/05_predict.ipynb #8ab49daa
+# %% ../nbs/05_predict.ipynb #fbd13418
 def predict_input(body:Body, names:list, max_rows:int) -> np.ndarray:
     "A `/predict` body in any of its three forms, as a validated array in model order."
     value = body.value
@@ -319,7 +317,7 @@ def predict_input(body:Body, names:list, max_rows:int) -> np.ndarray:
     if forms[0] == "records": return records_to_array(rows, names, body.fast)
     return columns_to_array(value["columns"], rows, names, body.fast)
 
-# %% ../nbs/05_predict.ipynb #5ab5e4b3
+# %% ../nbs/05_predict.ipynb #5736101c
 @dataclass(slots=True)  # made on every request: a frozen dataclass's `__init__` costs 5x (a `__setattr__` a field)
 class Prediction:
     "The model's answer for a batch of rows."
@@ -332,7 +330,7 @@ class Prediction:
     def __post_init__(self):
         if self.outside is None: self.outside = self.out_of_range is not None and bool(self.out_of_range.any())
 
-# %% ../nbs/05_predict.ipynb #3a81db08
+# %% ../nbs/05_predict.ipynb #d5c51d4d
 class Predictor:
     "A verified decision tree, ready to predict: validated float32 rows in, classes and probabilities out."
     def __init__(self, tree:LoadedTree): # a tree loaded by `load_tree`
@@ -389,7 +387,7 @@ class Predictor:
                                                     "min": low, "max": high})
         return warnings
 
-# %% ../nbs/05_predict.ipynb #4b211672
+# %% ../nbs/05_predict.ipynb #6a4c271b
 def load_predictor(path, # a model store (follows `CURRENT`) or a version directory
                    public_key=None, # when given, the version must be signed with its private key
                   ) -> Predictor:
