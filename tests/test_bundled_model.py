@@ -36,7 +36,7 @@ def test_a_plain_install_ships_the_model_and_can_train(tmp_path):
     for shipped in ["wine_api/models/CURRENT", "wine_api/models/versions/1/model.pkl",
                     "wine_api/models/versions/1/manifest.json", "wine_api/notebooks/train.ipynb"]:
         assert shipped in names
-    assert zipfile.ZipFile(wheel).read("wine_api/notebooks/train.ipynb") == (REPO/"nbs"/"04_train.ipynb").read_bytes()
+    assert zipfile.ZipFile(wheel).read("wine_api/notebooks/train.ipynb") == (REPO/"nbs"/"05_train.ipynb").read_bytes()
     site = tmp_path/"site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, wheel],
                    check=True, capture_output=True)

@@ -15,7 +15,7 @@ import requests
 from harness import REPO, SCREENSHOTS, free_port
 
 TOKEN = "lab-test-token-0123456789"
-NOTEBOOK = "04_train.ipynb"
+NOTEBOOK = "05_train.ipynb"
 
 
 @pytest.fixture
