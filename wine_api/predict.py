@@ -22,7 +22,8 @@ import numpy as np
 import orjson
 
 from .errors import MAX_DETAILS, EmptyBody, InvalidInput, InvalidJSON, TooManyRows
-from .store import LoadedTree, verify_version
+from .engine import load_engine
+from .store import ServingFiles, verify_version
 
 # %% ../nbs/06_predict.ipynb #a5ad6cf5
 @dataclass(slots=True)  # made on every request, like `Prediction`
@@ -321,7 +322,7 @@ def predict_input(body:Body, names:list, max_rows:int) -> np.ndarray:
 @dataclass(slots=True)  # made on every request: a frozen dataclass's `__init__` costs 5x (a `__setattr__` a field)
 class Prediction:
     "The model's answer for a batch of rows."
-    leaves: np.ndarray         # the leaf each row reached; rows in the same leaf get the same answer
+    leaves: np.ndarray         # the leaf each row reached, when one tree answers (rows in a leaf share their answer)
     classes: np.ndarray        # predicted class label per row
     probabilities: np.ndarray  # `(rows, classes)` class probabilities
     out_of_range: np.ndarray = None  # `(rows, features)`: True where a value lies outside the training range
@@ -332,21 +333,25 @@ class Prediction:
 
 # %% ../nbs/06_predict.ipynb #d5c51d4d
 class Predictor:
-    "A verified decision tree, ready to predict: validated float32 rows in, classes and probabilities out."
-    def __init__(self, tree:LoadedTree): # a tree loaded by `load_tree`
-        arrays = tree.arrays
-        self.artifact, self.version = tree, tree.version
-        self.feature_names, self.class_names = tree.feature_names, tree.class_names
-        self.depth = int(arrays["depth"])
-        self.feature, self.threshold = arrays["feature"], arrays["threshold"]
-        self.left, self.right = arrays["left"], arrays["right"]
-        self.node_probabilities = arrays["probabilities"]
-        self.node_classes = arrays["classes"][self.node_probabilities.argmax(axis=1)]
-        self._as_lists = [a.tolist() for a in (self.feature, self.threshold, self.left, self.right)]
-        features = tree.manifest["features"]
+    "A verified model, ready to predict: validated float32 rows in, classes and probabilities out."
+    def __init__(self, served:ServingFiles): # a version verified by `verify_version`
+        self.artifact, self.version = served, served.version
+        self.feature_names, self.class_names = served.feature_names, served.class_names
+        self.engine = load_engine(served)
+        self.single_tree = self.engine.single_tree  # then rows are answered per leaf, each leaf's answer made once
+        if self.single_tree: self._keep_tree(self.engine.steps[0])
+        features = served.manifest["features"]
         self.ranges = [(f["min"], f["max"]) for f in features]  # the training range of each feature, as recorded
         self.lower, self.upper = (np.array([f[end] for f in features], dtype=np.float32) for end in ("min", "max"))
         self._bounds = list(zip(self.lower.tolist(), self.upper.tolist()))  # the same float32 bounds, for one row
+
+    def _keep_tree(self, tree):
+        "A single tree's arrays, walked here directly: the decision tree's one-row answer is a few microseconds."
+        self.depth, self.feature, self.threshold, self.left, self.right = (tree.depth, tree.feature, tree.threshold,
+                                                                           tree.left, tree.right)
+        self.node_probabilities = tree.value
+        self.node_classes = self.engine.classes[self.node_probabilities.argmax(axis=1)]
+        self._as_lists = [a.tolist() for a in (self.feature, self.threshold, self.left, self.right)]
 
     def _leaf_of(self, row:list) -> int:
         "The leaf one row (a list of floats) reaches."
@@ -356,7 +361,7 @@ class Predictor:
         return node
 
     def leaves(self, X:np.ndarray) -> np.ndarray:
-        "The leaf each row of the validated float32 array `X` reaches."
+        "The leaf each row of the validated float32 array `X` reaches (a single tree's)."
         if len(X) == 1: return np.array([self._leaf_of(X[0].tolist())])
         node, rows = np.zeros(len(X), dtype=np.int64), np.arange(len(X))
         for _ in range(self.depth):
@@ -365,16 +370,22 @@ class Predictor:
 
     def predict(self, X:np.ndarray) -> Prediction:
         "Classes and probabilities for the validated float32 array `X` (rows × features, model order)."
-        if len(X) == 1: return self.predict_row(X[0].tolist())
-        leaves = self.leaves(X)
+        if len(X) == 1: return self.predict_row(X[0].tolist(), X)
         out_of_range = (X < self.lower) | (X > self.upper)
+        if not self.single_tree: return Prediction(None, *self.engine.answer(X), out_of_range, bool(out_of_range.any()))
+        leaves = self.leaves(X)
         return Prediction(leaves, self.node_classes[leaves], self.node_probabilities[leaves], out_of_range,
                           bool(out_of_range.any()))
 
-    def predict_row(self, row:list) -> Prediction:
-        "`predict` for one row of floats (float32 values): a dozen comparisons cost less in Python than in numpy."
-        leaves = np.array([self._leaf_of(row)])
+    def predict_row(self, row:list, # one row of floats (float32 values)
+                    X:np.ndarray=None, # the same row as a `(1, features)` array, if the caller has it
+                   ) -> Prediction:
+        "`predict` for one row: a dozen comparisons cost less in Python than in numpy."
         outside = [value < low or value > high for value, (low, high) in zip(row, self._bounds)]
+        if not self.single_tree:
+            return Prediction(None, *self.engine.answer(np.array([row]) if X is None else X), np.array([outside]),
+                              any(outside))
+        leaves = np.array([self._leaf_of(row)])
         return Prediction(leaves, self.node_classes[leaves], self.node_probabilities[leaves], np.array([outside]),
                           any(outside))
 
@@ -391,5 +402,5 @@ class Predictor:
 def load_predictor(path, # a model store (follows `CURRENT`) or a version directory
                    public_key=None, # when given, the version must be signed with its private key
                   ) -> Predictor:
-    "A `Predictor` for the tree at `path`, once every file of its version is verified (see `verify_version`)."
+    "A `Predictor` for the model at `path`, once every file of its version is verified (see `verify_version`)."
     return Predictor(verify_version(path, public_key))

@@ -21,23 +21,33 @@ from .store import ModelStoreError, is_version_dir, list_versions, read_manifest
 
 # %% ../nbs/07_serving.ipynb #35ea8219
 class PredictionRenderer:
-    "Writes `/predict` answers for one predictor from JSON fragments prepared per tree node."
+    "Writes `/predict` answers for one predictor: from JSON fragments prepared per tree node, or made per row."
     def __init__(self, predictor:Predictor):
-        best = predictor.node_probabilities.argmax(axis=1)
+        self.class_names = predictor.class_names
         self.head = b'{"model_version":' + orjson.dumps(predictor.version) + b',"predictions":['
-        self.fragments = np.array([orjson.dumps({
-            "class": int(predictor.node_classes[node]), "class_name": predictor.class_names[best[node]],
-            "probabilities": dict(zip(predictor.class_names, predictor.node_probabilities[node].tolist())),
-            "warnings": []}) for node in range(len(best))], dtype=object)
-        self.bare = np.array([fragment[1:] for fragment in self.fragments], dtype=object)  # without their "{"
+        if predictor.single_tree:
+            self.fragments = np.array([self.fragment(c, p) for c, p in
+                                       zip(predictor.node_classes, predictor.node_probabilities)], dtype=object)
+            self.bare = np.array([fragment[1:] for fragment in self.fragments], dtype=object)  # without their "{"
         self.id_ends = []  # b'-0",', b'-1",', ...: the ends of the ids, made once
+
+    def fragment(self, label, probabilities:np.ndarray) -> bytes:
+        "One row's answer, its warnings empty."
+        return orjson.dumps({"class": int(label), "class_name": self.class_names[int(label)],
+                             "probabilities": dict(zip(self.class_names, probabilities.tolist())), "warnings": []})
+
+    def row_fragments(self, prediction:Prediction, bare:bool) -> list:
+        "Each row's fragment (`bare`: without its opening brace): the leaf's, prepared, or made for the row."
+        if prediction.leaves is not None: return (self.bare if bare else self.fragments)[prediction.leaves].tolist()
+        rows = [self.fragment(c, p) for c, p in zip(prediction.classes.tolist(), prediction.probabilities)]
+        return [row[1:] for row in rows] if bare else rows
 
     def render(self, prediction:Prediction,
                batch_id:str=None, # the prediction log's batch id: row `i` gets the id `<batch_id>-<i>`
                warnings:dict=None, # row -> its out-of-range warnings (see `Predictor.range_warnings`)
               ) -> bytes:
         "The JSON body answering `prediction`."
-        fragments = (self.fragments if batch_id is None else self.bare)[prediction.leaves].tolist()
+        fragments = self.row_fragments(prediction, bare=batch_id is not None)
         for i, row_warnings in (warnings or {}).items():  # b'...,"warnings":[]}' -> b'...,"warnings":[{...}]}'
             fragments[i] = fragments[i][:-3] + orjson.dumps(row_warnings) + b"}"
         if batch_id is None: return self.head + b",".join(fragments) + b"]}"
@@ -53,7 +63,7 @@ class PredictionRenderer:
 
 # %% ../nbs/07_serving.ipynb #9fa45cf5
 PUBLIC_MANIFEST = ("model_version", "model_class", "trained_at", "training_seconds", "params", "metrics", "features",
-                   "class_names", "runtime", "lineage")  # what `/model` shows: not the files' paths and hashes
+                   "class_names", "runtime", "lineage", "serving", "estimator")  # what `/model` shows: not the files' paths and hashes
 
 # %% ../nbs/07_serving.ipynb #8008fc82
 @dataclass(frozen=True)
