@@ -130,13 +130,14 @@ def ipc_kernel_manager():
 def run_training(params:dict,       # parameters to inject, `model_dir` included
                  report:Path,       # where to write the executed notebook
                  progress:bool=True, # show papermill's progress bar
+                 notebook:Path=None, # the training notebook to run; None: the packaged one
                 ) -> dict:
     "Execute the training notebook with `params`; the run's result."
     import papermill
     from papermill.exceptions import PapermillExecutionError
     report.parent.mkdir(parents=True, exist_ok=True)
     try:
-        papermill.execute_notebook(str(training_notebook()), str(report), parameters=params,
+        papermill.execute_notebook(str(notebook or training_notebook()), str(report), parameters=params,
                                    kernel_name="python3", progress_bar=progress,
                                    kernel_manager_class=ipc_kernel_manager())
     except PapermillExecutionError as e:
@@ -224,12 +225,14 @@ def cli():
 @click.option("--feedback-since", metavar="TIME", help="Only feedback on predictions made from then on (ISO 8601).")
 @click.option("--promote-if-better", is_flag=True,
               help="Make the new version current only if it is no worse than the current one on the held-out rows.")
+@click.option("--notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run this copy of the training notebook (with your own `model` cell) instead of the packaged one.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(overrides, model_dir, report_dir, current, signing_key, feedback_log, feedback_since, promote_if_better,
-          list_params, quiet):
+          list_params, notebook, quiet):
     "Train a model by executing the training notebook with papermill."
     from wine_api.train import TrainingParameterError
-    defaults = notebook_parameters(training_notebook())
+    defaults = notebook_parameters(notebook or training_notebook())
     try: params = resolve_parameters(overrides, defaults, improved_params(model_dir) if feedback_log else None)
     except TrainingParameterError as e: raise click.BadParameter(str(e), param_hint="'-p'") from None
     if list_params: return click.echo(parameter_list(params, defaults))
@@ -241,7 +244,7 @@ def train(overrides, model_dir, report_dir, current, signing_key, feedback_log, 
                                 "signing_key": str(signing_key.resolve()) if signing_key else None,
                                 "feedback": feedback_log, "feedback_since": feedback_since,
                                 "promote_if_better": promote_if_better},
-                               report, progress=not quiet)
+                               report, progress=not quiet, notebook=notebook)
     except TrainingRunError as e: raise click.ClickException(str(e)) from None
     from wine_api.store import attach_report
     attach_report(Path(result["path"]), report.read_bytes())
@@ -635,10 +638,12 @@ def predict(source, url, api_key, model_path, kind, output):
     "Predict the rows of SOURCE (a CSV or JSON file, or - for standard input)."
     from wine_api.client import ServerError, WineApiClient, WineApiClientError
     from wine_api.errors import WineApiError
+    from wine_api.store import ModelStoreError
     try:
         body = read_rows(source.read(), kind)
         answer = WineApiClient(url, api_key=api_key).predict(body) if url else predict_here(body, model_path)
     except (WineApiError, ServerError) as e: raise click.ClickException(explain(e)) from None
+    except ModelStoreError as e: raise click.ClickException(f"cannot predict here: {e}") from None
     except WineApiClientError as e: raise click.ClickException(str(e)) from None
     click.echo(format_table(answer) if output == "table" else orjson.dumps(answer).decode())
 
