@@ -77,7 +77,7 @@ def test_health_ready_and_model(target):
     assert json.loads(target.send("GET", "/ready")[2]) == {"status": "ready", "model_version": 1}
     info = json.loads(target.send("GET", "/model")[2])
     assert [f["name"] for f in info["features"]] == FEATURES
-    assert info["class_names"] == ["class_0", "class_1", "class_2"] and info["params"]["criterion"] == "gini"
+    assert info["class_names"] == ["class_0", "class_1", "class_2"] and info["estimator"]["hyperparameters"]["criterion"] == "gini"
     assert "files" not in info  # hashes and paths stay private
 
 

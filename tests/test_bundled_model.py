@@ -48,4 +48,4 @@ def test_a_plain_install_ships_the_model_and_can_train(tmp_path):
     train = subprocess.run([sys.executable, "-c", "from wine_api.cli import cli; cli()", "train", "--quiet",
                             "-p", "max_depth", "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert train.returncode == 0, train.stderr
-    assert load_model(tmp_path/"models").manifest["params"]["max_depth"] == 2
+    assert load_model(tmp_path/"models").manifest["params"]["hyperparameters"]["max_depth"] == 2

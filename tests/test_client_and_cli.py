@@ -57,7 +57,7 @@ def test_serve_on_a_trained_store_and_stop_cleanly(depth3_run, stop_signal):
     server = LiveServer("--model", depth3_run.store, "--workers", 1)
     try:
         info = WineApiClient(server.url).model_info()
-        assert info["params"]["max_depth"] == 3
+        assert info["params"]["hyperparameters"]["max_depth"] == 3
     finally: code = server.stop(stop_signal)
     assert code == 0
     assert f"serving model version 1 ({depth3_run.store.resolve()/'versions'/'1'})" in server.log()

@@ -11,7 +11,7 @@ from harness import REPO
 from wine_api.data import TUTORIAL_ROW
 
 PACKAGE = REPO/"wine_api"
-NO_WEB = ["errors", "data", "store", "predlog", "train", "predict", "serving", "tensors"]  # the data plane: no Flask, no werkzeug
+NO_WEB = ["errors", "data", "store", "engine", "predlog", "train", "predict", "serving", "tensors"]  # the data plane: no Flask, no werkzeug
 
 
 def chapter(module:str) -> int:

@@ -186,3 +186,19 @@ model = make_pipeline(LogScaler(), LogisticRegression(max_iter=1000))""")
     assert "the model uses LogScaler, a class defined in the notebook itself" in err, err
     assert "Build the model from scikit-learn's estimators" in err and "no model was saved" in err
     assert list_versions(run.store) == []
+
+
+def test_a_version_of_the_previous_format_still_loads_and_serves(tmp_path):
+    "The bundled model as the previous release shipped it (manifest format 2, a tree in tree.npz), kept as it was."
+    old = Path(__file__).parent/"data"/"format2-version"
+    assert read_manifest(old)["format_version"] == 2 and "serving" not in read_manifest(old)
+    server = LiveServer("--model", old, "--no-prediction-log")
+    try:
+        info = requests.get(server.url + "/model", timeout=10).json()
+        answer = requests.post(server.url + "/predict", json={"instances": ROWS.tolist()}, timeout=60).json()
+    finally:
+        server.stop()
+    assert info["serving"] == {"engine": "tree"} and info["model_version"] == 1
+    probabilities = np.array([[p["probabilities"][c] for c in WINE.class_names] for p in answer["predictions"]])
+    assert_like_scikit_learn([p["class"] for p in answer["predictions"]], probabilities, load_model(old).estimator,
+                             ROWS, exact=True)

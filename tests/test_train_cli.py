@@ -17,7 +17,8 @@ from harness import kill_training_midway, run_cli, train_into
 def test_train_writes_a_verified_artifact_recording_its_parameters(depth3_run):
     model = load_model(depth3_run.store)
     m = model.manifest
-    assert m["params"]["max_depth"] == 3 and m["params"]["criterion"] == "gini"
+    assert m["params"]["hyperparameters"] == {"max_depth": 3} and m["params"]["estimator"] == "decision_tree"
+    assert m["estimator"]["hyperparameters"]["criterion"] == "gini" and m["serving"] == {"engine": "tree"}
     assert model.estimator.get_depth() == m["metrics"]["tree_depth"] <= 3
     assert m["files"]["model.pkl"]["sha256"] == hashlib.sha256((model.path/"model.pkl").read_bytes()).hexdigest()
     assert m["runtime"]["scikit_learn"] == sklearn.__version__
@@ -44,7 +45,7 @@ def test_report_is_the_executed_notebook_with_its_plots(depth3_run):
     [report] = depth3_run.report_files
     nb = nbformat.read(report, as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "max_depth = 3" in injected[0].source
+    assert injected and 'hyperparameters = {"max_depth": 3}' in injected[0].source
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code if c.source.strip())
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
@@ -52,7 +53,9 @@ def test_report_is_the_executed_notebook_with_its_plots(depth3_run):
 
 
 @pytest.mark.parametrize("params, message", [
-    (["-p", "depth", "3"], "unknown training parameter 'depth'"),
+    (["-p", "depth", "3"], "decision_tree has no hyperparameter 'depth'"),
+    (["-p", "estimator", "xgboost"], "unknown estimator 'xgboost'; the families are: decision_tree"),
+    (["-p", "estimator", "random_forest", "-p", "n_estimators", "0"], "'n_estimators' parameter of RandomForestClassifier"),
     (["-p", "max_depth", "three"], "Got 'three' instead"),
     (["-p", "max_depth", "0"], "must be an int in the range [1, inf) or None. Got 0 instead"),
     (["-p", "criterion", "best"], "'criterion' parameter of DecisionTreeClassifier must be a str among"),
@@ -85,7 +88,7 @@ def test_a_failing_cell_exits_nonzero_names_the_cell_and_keeps_the_model(tmp_pat
     [report] = sorted((tmp_path/"reports").glob("train-*.ipynb"))
     assert "no model was saved" in err and str(report) in err
     assert sorted(p.name for p in store.rglob("*")) == before
-    assert current_version(store) == 1 and load_model(store).manifest["params"]["max_depth"] == 3
+    assert current_version(store) == 1 and load_model(store).manifest["params"]["hyperparameters"]["max_depth"] == 3
 
 
 def test_a_run_killed_midway_leaves_the_previous_model_serving(tmp_path, depth3_run):

@@ -92,12 +92,16 @@ def model_info_schema() -> dict:
     "`/model`'s answer: the public part of the manifest."
     feature = {"type": "object", "required": ["name", "min", "max"],
                "properties": {"name": {"type": "string"}, "min": NUMBER, "max": NUMBER}}
-    required = [k for k in PUBLIC_MANIFEST if k != "lineage"]  # versions saved before lineage was kept have none
+    required = [k for k in PUBLIC_MANIFEST if k not in ("lineage", "estimator")]  # older versions have neither
     return {"type": "object", "required": required, "properties": {
         "model_version": {"type": "integer"}, "model_class": {"type": "string"}, "trained_at": {"type": "string"},
         "training_seconds": {"type": ["number", "null"]}, "params": {"type": "object"}, "metrics": {"type": "object"},
         "features": {"type": "array", "items": feature}, "class_names": {"type": "array", "items": {"type": "string"}},
-        "runtime": {"type": "object"}, "lineage": {"type": "object"}}}
+        "runtime": {"type": "object"}, "lineage": {"type": "object"},
+        "serving": {"type": "object", "required": ["engine"], "properties": {"engine": {
+            "enum": ["tree", "arrays", "skops"], "description": "what computes the answers: the tree's arrays, the "
+            "serving arrays (any other model numpy evaluates), or scikit-learn from a skops file"}}},
+        "estimator": {"type": "object", "description": "the model's class, family, steps and hyperparameters"}}}
 
 # %% ../nbs/10_openapi.ipynb #6b5d0489
 def error_schema() -> dict:

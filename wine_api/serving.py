@@ -17,7 +17,8 @@ import orjson
 
 from .errors import ModelUnavailable
 from .predict import Prediction, Predictor, ascii_digits, load_predictor
-from .store import ModelStoreError, is_version_dir, list_versions, read_manifest, read_pointer, version_dir
+from .store import (ModelStoreError, is_version_dir, list_versions, read_manifest, read_pointer, serving_engine,
+                            version_dir)
 
 # %% ../nbs/07_serving.ipynb #35ea8219
 class PredictionRenderer:
@@ -93,7 +94,8 @@ class ServedModel:
     def public_manifest(self) -> dict:
         "The manifest's public part: version, metrics, parameters, features with their ranges, classes."
         manifest = self.ready().artifact.manifest
-        return {k: manifest[k] for k in PUBLIC_MANIFEST if k in manifest}  # `lineage` is missing from older versions
+        public = {k: manifest[k] for k in PUBLIC_MANIFEST if k in manifest}  # older versions lack `lineage`...
+        return {**public, "serving": {"engine": serving_engine(manifest)}}  # ...and `serving`: a tree served them
 
 # %% ../nbs/07_serving.ipynb #b9a2381b
 log = logging.getLogger("wine_api")
