@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['MAX_REPORT_BYTES', 'MAX_FIGURE_BYTES', 'PNG_SIGNATURE', 'FIGURE_TAG', 'CARD_PROSE_TAG', 'CARD_EXAMPLE_TAG', 'METRICS',
-           'STATIC', 'REPORT_CSS_FILE', 'REPORT_TAGS', 'REPORT_ATTRIBUTES', 'bp', 'OPEN_ENDPOINTS', 'SWAGGER_FILES',
-           'read_report', 'cell_tags', 'cell_text', 'Figure', 'png_figure', 'caption_from_tag', 'report_figures',
-           'markdown_html', 'report_prose', 'report_example', 'ReportParts', 'file_stamp', 'report_parts',
-           'metric_rows', 'shown_number', 'feature_rows', 'data_facts', 'fallback_example', 'model_card', 'report_css',
-           'clean_html', 'report_body', 'page_urls', 'served_card', 'content_policy', 'html_response', 'home',
-           'model_card_fragment', 'report', 'swagger_dir', 'docs', 'docs_asset']
+           'ENGINE_TEXT', 'STATIC', 'REPORT_CSS_FILE', 'REPORT_TAGS', 'REPORT_ATTRIBUTES', 'bp', 'OPEN_ENDPOINTS',
+           'SWAGGER_FILES', 'read_report', 'cell_tags', 'cell_text', 'Figure', 'png_figure', 'caption_from_tag',
+           'report_figures', 'markdown_html', 'report_prose', 'report_example', 'ReportParts', 'file_stamp',
+           'report_parts', 'metric_rows', 'shown_number', 'feature_rows', 'data_facts', 'fallback_example',
+           'model_facts', 'model_card', 'report_css', 'clean_html', 'report_body', 'page_urls', 'served_card',
+           'content_policy', 'html_response', 'home', 'model_card_fragment', 'report', 'swagger_dir', 'docs',
+           'docs_asset']
 
 # %% ../nbs/14_page.ipynb #65afba83
 import base64
@@ -27,7 +28,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from markupsafe import Markup
 
 from .errors import ReportUnavailable
-from .store import REPORT_FILE
+from .store import REPORT_FILE, serving_engine
 from .web import app_state, served_model
 
 # %% ../nbs/14_page.ipynb #de1fe5d1
@@ -166,9 +167,12 @@ def metric_rows(metrics:dict) -> list:
     rows = [dict(key=k, label=label, raw=metrics[k], shown=f"{metrics[k]:.1%}" if "std" not in k else
                  f"± {metrics[k]:.1%}", on=f"{on} ({metrics.get('test_rows' if 'test' in k else 'train_rows', '?')})")
             for k, label, on in METRICS if isinstance(metrics.get(k), (int, float))]
-    tree = [(k, label) for k, label in (("tree_depth", "Tree depth"), ("tree_leaves", "Tree leaves")) if k in metrics]
-    return rows + [dict(key=k, label=label, raw=metrics[k], shown=str(metrics[k]), on="the fitted tree")
-                   for k, label in tree]
+    several = metrics.get("trees", 1) > 1
+    tree = [(k, label) for k, label in (("trees", "Trees"), ("tree_depth", "Deepest tree" if several else "Tree depth"),
+                                        ("tree_leaves", "Leaves, all trees" if several else "Tree leaves"))
+            if k in metrics and (k != "trees" or several)]
+    return rows + [dict(key=k, label=label, raw=metrics[k], shown=str(metrics[k]),
+                        on="the fitted trees" if several else "the fitted tree") for k, label in tree]
 
 # %% ../nbs/14_page.ipynb #a93a5e82
 def shown_number(x:float) -> str:
@@ -206,13 +210,30 @@ def fallback_example(manifest:dict) -> str:
     has_medians = all(len(f.get("quantiles") or []) % 2 for f in manifest["features"])
     return "the training medians" if has_medians else "the middle of each training range"
 
+# %% ../nbs/14_page.ipynb #1732c03a
+ENGINE_TEXT = {  # what the card says of each engine
+    "tree": "the tree's own arrays, walked in numpy and Python (nothing unpickled)",
+    "arrays": "wine_api's serving arrays, evaluated with numpy: checked against scikit-learn when trained, "
+              "nothing unpickled",
+    "skops": "scikit-learn itself, from a skops file read with wine_api's allowlist of types (nothing unpickled)"}
+
+def model_facts(manifest:dict) -> dict:
+    "What the card says the model is: its steps, family, the engine that serves it, its classifier's hyperparameters."
+    estimator = manifest.get("estimator") or {}
+    engine = serving_engine(manifest)
+    steps = estimator.get("steps") or [manifest["model_class"].rsplit(".", 1)[-1]]
+    return dict(steps=" → ".join(steps), family=estimator.get("family", "decision_tree"), engine=engine,
+                engine_text=ENGINE_TEXT[engine], check=estimator.get("serving_check"),
+                hyperparameters=[(k, json.dumps(v)) for k, v in (estimator.get("hyperparameters") or {}).items()])
+
 # %% ../nbs/14_page.ipynb #b9a49fcb
 def model_card(manifest:dict,  # a served version's manifest
                parts:ReportParts, # what its report gives
                model_name:str="wine") -> dict:
     "Everything the model card shows, from the manifest and the report."
     return dict(
-        title=f"{model_name}: {manifest['model_class'].rsplit('.', 1)[-1]}, {len(manifest['class_names'])} classes",
+        title=f"{model_name}: {model_facts(manifest)['steps']}, {len(manifest['class_names'])} classes",
+        model=model_facts(manifest),
         version=manifest["model_version"], model_class=manifest["model_class"], trained_at=manifest["trained_at"],
         training_seconds=manifest.get("training_seconds"), metrics=metric_rows(manifest["metrics"]),
         params=[(k, json.dumps(v)) for k, v in manifest["params"].items()], data=data_facts(manifest),
