@@ -4,14 +4,14 @@
 
 # %% auto #0
 __all__ = ['ENGINE_FORMAT', 'MAX_NODES', 'ELEMENTWISE', 'ACTIVATIONS', 'CLASSIFIERS', 'STEP_READERS', 'SKOPS_TYPES',
-           'UnsupportedModel', 'Elementwise', 'softmax', 'link', 'Layers', 'Trees', 'tree_depth', 'scaler_step',
-           'sklearn_trees', 'forest_step', 'gradient_boosting_step', 'hist_gradient_boosting_step',
-           'logistic_regression_step', 'mlp_step', 'estimator_steps', 'Engine', 'engine_from_estimator', 'far_rows',
-           'step_record', 'engine_to_bytes', 'read_npz', 'read_elementwise', 'read_layers', 'tree_problem',
-           'read_trees', 'engine_from_bytes', 'skops_types', 'skops_bytes', 'SkopsEngine', 'engine_from_skops',
-           'tree_engine', 'load_engine']
+           'UnsupportedModel', 'Elementwise', 'softmax', 'link', 'Layers', 'Trees', 'tree_depth', 'compiled_trees',
+           'tree_columns', 'scaler_step', 'sklearn_trees', 'forest_step', 'gradient_boosting_step',
+           'hist_gradient_boosting_step', 'logistic_regression_step', 'mlp_step', 'estimator_steps', 'Engine',
+           'engine_from_estimator', 'far_rows', 'step_record', 'engine_to_bytes', 'read_npz', 'read_elementwise',
+           'read_layers', 'tree_problem', 'read_trees', 'engine_from_bytes', 'skops_types', 'skops_bytes',
+           'SkopsEngine', 'engine_from_skops', 'tree_engine', 'load_engine']
 
-# %% ../nbs/04_engine.ipynb #b685606a
+# %% ../nbs/04_engine.ipynb #db8b5d53
 import io
 import json
 import zipfile
@@ -24,14 +24,14 @@ from scipy.special import expit
 from .store import (ENGINE_FILE, MAX_TREE_DEPTH, SKOPS_FILE, IncompatibleModelError, ModelIntegrityError,
                             ServingFiles, check_tree_matches_manifest, tree_from_bytes)
 
-# %% ../nbs/04_engine.ipynb #82897cef
+# %% ../nbs/04_engine.ipynb #3616d1ef
 ENGINE_FORMAT = "wine_api-engine-v1"
 MAX_NODES = 20_000_000            # tree nodes over all trees; more is no model of ours
 
 class UnsupportedModel(ValueError):
     "The serving arrays cannot express this estimator (it may still be served through skops)."
 
-# %% ../nbs/04_engine.ipynb #6a787c2e
+# %% ../nbs/04_engine.ipynb #33def171
 ELEMENTWISE = {"subtract": np.subtract, "divide": np.true_divide, "multiply": np.multiply, "add": np.add}
 
 @dataclass
@@ -45,7 +45,7 @@ class Elementwise:
         for op, value in zip(self.ops, self.values): ELEMENTWISE[op](X, value, out=X)
         return X
 
-# %% ../nbs/04_engine.ipynb #328a689c
+# %% ../nbs/04_engine.ipynb #88030fea
 def softmax(Z:np.ndarray) -> np.ndarray:
     "Rows of scores as probabilities, as scikit-learn computes them: the row's maximum subtracted, exp, normalised."
     Z = np.exp(Z - Z.max(axis=1, keepdims=True))
@@ -60,7 +60,7 @@ def link(Z:np.ndarray, name:str) -> np.ndarray:
         return np.stack([1 - p, p], axis=1)
     return Z
 
-# %% ../nbs/04_engine.ipynb #a6984a34
+# %% ../nbs/04_engine.ipynb #d122c7e6
 ACTIVATIONS = {"identity": lambda Z: Z, "relu": lambda Z: np.maximum(Z, 0, out=Z), "tanh": lambda Z: np.tanh(Z, out=Z),
                "logistic": lambda Z: expit(Z, out=Z)}
 
@@ -79,7 +79,7 @@ class Layers:
             if i < len(self.weights) - 1: X = ACTIVATIONS[self.activation](X)
         return link(X, self.link)
 
-# %% ../nbs/04_engine.ipynb #858c6ad3
+# %% ../nbs/04_engine.ipynb #ff7b489d
 @dataclass
 class Trees:
     "Decision trees in flat arrays, averaged (`mean`) or summed onto a `baseline` and linked."
@@ -98,6 +98,8 @@ class Trees:
         self.depth = tree_depth(self.left, self.right, self.roots)
         self._lists = [a.tolist() for a in (self.feature, self.threshold, self.left, self.right)]
         self._roots = self.roots.tolist()
+        self._compiled = compiled_trees(self) if len(self.roots) > 1 else None  # an ensemble's batches: see below
+        self._columns = tree_columns(self) if self.combine == "sum" else None
 
     def leaves_of_row(self, row:list) -> list:
         "The leaf each tree sends one row (a list of floats) to: a dozen comparisons are cheaper in Python than numpy."
@@ -112,6 +114,9 @@ class Trees:
         "`(rows, trees)`: the leaf each tree sends each row of `X` to, all trees walked level by level at once."
         if self.float32_input: X = X.astype(np.float32)
         if len(X) == 1: return np.array([self.leaves_of_row(X[0].tolist())])
+        if self._compiled is not None and (X.dtype == np.float32 or (X.astype(np.float32) == X).all()):
+            X32 = np.ascontiguousarray(X, dtype=np.float32)  # float32 values: a float32 copy compares alike
+            return np.column_stack([tree.apply(X32) + start for tree, start in self._compiled])
         node = np.broadcast_to(self.roots, (len(X), len(self.roots))).copy()
         start = (np.arange(len(X)) * X.shape[1])[:, None]
         flat = X.ravel()
@@ -121,18 +126,54 @@ class Trees:
         return node
 
     def __call__(self, X:np.ndarray) -> np.ndarray:
-        values = self.value[self.leaves(X)]  # (rows, trees, outputs)
+        leaves = self.leaves(X)
+        if self._columns is not None:  # boosting: each tree adds one number to one column
+            column_of, scalar = self._columns
+            values = scalar[leaves]
+            raw = np.stack([values[:, column_of == c].sum(axis=1) for c in range(self.value.shape[1])], axis=1)
+            return link(self.baseline + raw, self.link)
+        values = self.value[leaves]  # (rows, trees, outputs)
         if self.combine == "mean": return values.sum(axis=1) / len(self.roots)
         return link(self.baseline + values.sum(axis=1), self.link)
 
-# %% ../nbs/04_engine.ipynb #164a9534
+# %% ../nbs/04_engine.ipynb #f200dbcf
 def tree_depth(left:np.ndarray, right:np.ndarray, roots:np.ndarray) -> int:
     "The deepest leaf's depth; children come after their parents, so one pass in node order finds every depth."
     depth, internal = np.zeros(len(left), dtype=np.int64), left != np.arange(len(left))
     for node in np.flatnonzero(internal).tolist(): depth[left[node]] = depth[right[node]] = depth[node] + 1
     return int(depth.max(initial=0))
 
-# %% ../nbs/04_engine.ipynb #75f473fd
+# %% ../nbs/04_engine.ipynb #9bde0b11
+def compiled_trees(trees:Trees) -> list:
+    "`(tree, first node)` per tree: scikit-learn's compiled trees built from the checked arrays (no pickle involved)."
+    from sklearn.tree._tree import NODE_DTYPE, Tree  # imported when an ensemble loads, not with this module
+    ends = np.append(trees.roots[1:], len(trees.left))
+    compiled = []
+    for start, end in zip(trees.roots.tolist(), ends.tolist()):
+        local = slice(start, end)
+        leaf = trees.left[local] == np.arange(start, end)
+        nodes = np.zeros(end - start, dtype=NODE_DTYPE)
+        nodes["left_child"] = np.where(leaf, -1, trees.left[local] - start)
+        nodes["right_child"] = np.where(leaf, -1, trees.right[local] - start)
+        nodes["feature"] = np.where(leaf, -2, trees.feature[local])
+        nodes["threshold"] = np.where(leaf, -2.0, trees.threshold[local])
+        tree = Tree(int(trees.feature.max()) + 1, np.array([1], dtype=np.intp), 1)
+        tree.__setstate__({"max_depth": MAX_TREE_DEPTH, "node_count": end - start, "nodes": nodes,
+                           "values": np.zeros((end - start, 1, 1))})
+        compiled.append((tree, start))
+    return compiled
+
+def tree_columns(trees:Trees) -> tuple:
+    "For boosting, where each tree's values go to one output column: `(column of each tree, each node's value)`."
+    column_of_node = np.abs(trees.value).argmax(axis=1)
+    tree_of_node = np.repeat(np.arange(len(trees.roots)), np.diff(np.append(trees.roots, len(trees.left))))
+    column_of = np.zeros(len(trees.roots), dtype=np.int64)
+    column_of[tree_of_node] = column_of_node  # the last node of a tree decides; a tree of zeros adds nothing anywhere
+    scalar = trees.value[np.arange(len(trees.left)), column_of[tree_of_node]]
+    if not np.array_equal(np.abs(trees.value).sum(axis=1), np.abs(scalar)): return None  # values in several columns
+    return column_of, scalar
+
+# %% ../nbs/04_engine.ipynb #b33495bd
 def _f64(a) -> np.ndarray: return np.ascontiguousarray(a, dtype=np.float64)
 
 def scaler_step(scaler) -> Elementwise:
@@ -153,7 +194,7 @@ def scaler_step(scaler) -> Elementwise:
 
 def _ops(pairs:list) -> tuple: return [op for op, _ in pairs], [_f64(v) for _, v in pairs]
 
-# %% ../nbs/04_engine.ipynb #c0068236
+# %% ../nbs/04_engine.ipynb #5bc06cec
 def sklearn_trees(trees:list, # fitted scikit-learn trees (`tree_`), in the order their values are combined
                   columns:list, # the output column each tree's value goes to; None: all columns (class shares)
                   outputs:int,  # columns of the combined value
@@ -180,7 +221,7 @@ def sklearn_trees(trees:list, # fitted scikit-learn trees (`tree_`), in the orde
     return dict(feature=feature.astype(np.int64), threshold=_f64(threshold), left=left.astype(np.int64),
                 right=right.astype(np.int64), value=_f64(value), roots=roots.astype(np.int64))
 
-# %% ../nbs/04_engine.ipynb #b4e6bc2a
+# %% ../nbs/04_engine.ipynb #6fb92a0f
 def forest_step(model) -> Trees:
     "A decision tree, a random forest, extra trees: the trees' class shares, averaged."
     trees = getattr(model, "estimators_", [model])
@@ -196,7 +237,7 @@ def gradient_boosting_step(model) -> Trees:
     return Trees(**trees, combine="sum", link="softmax" if k > 1 else "logistic", baseline=_f64(baseline),
                  float32_input=True)
 
-# %% ../nbs/04_engine.ipynb #a8257c67
+# %% ../nbs/04_engine.ipynb #493105d2
 def hist_gradient_boosting_step(model) -> Trees:
     "`HistGradientBoostingClassifier`: its baseline, plus every iteration's trees, compared in float64."
     predictors = [p for iteration in model._predictors for p in iteration]
@@ -219,7 +260,7 @@ def hist_gradient_boosting_step(model) -> Trees:
                  _f64(value), roots.astype(np.int64), combine="sum", link="softmax" if k > 1 else "logistic",
                  baseline=_f64(model._baseline_prediction[0]))
 
-# %% ../nbs/04_engine.ipynb #3cb99deb
+# %% ../nbs/04_engine.ipynb #7d038b8e
 def logistic_regression_step(model) -> Layers:
     "`LogisticRegression`: scores `X @ coef_.T + intercept_`, softmax for several classes, logistic for two."
     return Layers([_f64(model.coef_.T)], [_f64(model.intercept_)], "identity",
@@ -230,7 +271,7 @@ def mlp_step(model) -> Layers:
     return Layers([_f64(w) for w in model.coefs_], [_f64(b) for b in model.intercepts_], model.activation,
                   "softmax" if model.out_activation_ == "softmax" else "logistic")
 
-# %% ../nbs/04_engine.ipynb #09a99b78
+# %% ../nbs/04_engine.ipynb #f6e2b415
 CLASSIFIERS = {"DecisionTreeClassifier": forest_step, "RandomForestClassifier": forest_step,
                "ExtraTreesClassifier": forest_step, "GradientBoostingClassifier": gradient_boosting_step,
                "HistGradientBoostingClassifier": hist_gradient_boosting_step,
@@ -246,7 +287,7 @@ def estimator_steps(model) -> list:
         raise UnsupportedModel(f"{name} is not one of the classifiers the serving arrays express")
     return [scaler_step(t) for t in transformers] + [CLASSIFIERS[name](last)]
 
-# %% ../nbs/04_engine.ipynb #ec36fea9
+# %% ../nbs/04_engine.ipynb #b839019a
 class Engine:
     "A model as steps over float64 arrays: features in, class probabilities out. Nothing unpickled, nothing imported."
     kind = "arrays"
@@ -270,12 +311,12 @@ class Engine:
 
     def predict(self, X:np.ndarray) -> np.ndarray: return self.answer(X)[0]
 
-# %% ../nbs/04_engine.ipynb #0e41f3fb
+# %% ../nbs/04_engine.ipynb #d088a814
 def engine_from_estimator(model) -> Engine:
     "The engine of a fitted scikit-learn estimator or pipeline (`UnsupportedModel` if the arrays cannot express it)."
     return Engine(estimator_steps(model), int(model.n_features_in_), np.asarray(model.classes_))
 
-# %% ../nbs/04_engine.ipynb #abe86b30
+# %% ../nbs/04_engine.ipynb #b29fd8b4
 def far_rows(X:np.ndarray, n:int=2000, reach:float=3.0, seed:int=0) -> np.ndarray:
     """`n` random rows reaching `reach` ranges beyond each column's range on both sides (float32 values, as served),
     with the columns' extremes and zeros among them."""
@@ -285,7 +326,7 @@ def far_rows(X:np.ndarray, n:int=2000, reach:float=3.0, seed:int=0) -> np.ndarra
     rows[0], rows[1], rows[2] = low, high, 0
     return rows.astype(np.float32).astype(np.float64)
 
-# %% ../nbs/04_engine.ipynb #b9b62924
+# %% ../nbs/04_engine.ipynb #5bcfea0c
 def step_record(step) -> tuple:
     "One step as `(spec, arrays)`: its kind and settings, and its named arrays."
     if isinstance(step, Elementwise):
@@ -298,7 +339,7 @@ def step_record(step) -> tuple:
     if step.baseline is not None: arrays["baseline"] = step.baseline
     return {"kind": "trees", "combine": step.combine, "link": step.link, "float32_input": step.float32_input}, arrays
 
-# %% ../nbs/04_engine.ipynb #2a10b274
+# %% ../nbs/04_engine.ipynb #d141d84b
 def engine_to_bytes(engine:Engine) -> bytes:
     "The `engine.npz` of `engine`."
     specs, arrays = [], {}
@@ -312,7 +353,7 @@ def engine_to_bytes(engine:Engine) -> bytes:
     np.savez(buffer, spec=np.array(json.dumps(spec)), **arrays)
     return buffer.getvalue()
 
-# %% ../nbs/04_engine.ipynb #e4b0ee97
+# %% ../nbs/04_engine.ipynb #51d228ad
 def read_npz(data:bytes, where:str) -> dict:
     "The arrays of an `.npz` file, refusing anything that would need unpickling, or that is no `.npz` at all."
     try:
@@ -320,7 +361,7 @@ def read_npz(data:bytes, where:str) -> dict:
     except Exception as e:  # numpy raises what its readers raise: ValueError, BadZipFile, EOFError, OSError...
         raise ModelIntegrityError(f"{where} is not a readable array file ({type(e).__name__})") from None
 
-# %% ../nbs/04_engine.ipynb #c60fcbcd
+# %% ../nbs/04_engine.ipynb #bdbe4c41
 class _Bad(Exception): "A problem of the file, said in words."
 
 def _array(arrays:dict, name:str, kind:str, shape:tuple) -> np.ndarray:
@@ -334,7 +375,7 @@ def _array(arrays:dict, name:str, kind:str, shape:tuple) -> np.ndarray:
         raise _Bad(f"the array {name!r} holds a value that is not a finite number")
     return a
 
-# %% ../nbs/04_engine.ipynb #7258534b
+# %% ../nbs/04_engine.ipynb #9b859bb9
 def _setting(spec:dict, name:str, allowed) -> object:
     value = spec.get(name)
     if value not in allowed: raise _Bad(f"its {spec.get('kind')} step's {name} {str(value)[:40]!r} is none of {allowed}")
@@ -346,7 +387,7 @@ def read_elementwise(spec, arrays, prefix, width) -> tuple:
         raise _Bad("an elementwise step's operations are not a short list of subtract, divide, multiply, add")
     return Elementwise(ops, [_array(arrays, f"{prefix}value{i}", "f", (width,)) for i in range(len(ops))]), width
 
-# %% ../nbs/04_engine.ipynb #a2622faa
+# %% ../nbs/04_engine.ipynb #15315491
 def read_layers(spec, arrays, prefix, width) -> tuple:
     count = spec.get("layers")
     if type(count) is not int or not 1 <= count <= 64: raise _Bad("a layers step's count is not between 1 and 64")
@@ -359,7 +400,7 @@ def read_layers(spec, arrays, prefix, width) -> tuple:
                   _setting(spec, "link", ["softmax", "logistic"]))
     return step, 2 if step.link == "logistic" else width
 
-# %% ../nbs/04_engine.ipynb #7f2b9073
+# %% ../nbs/04_engine.ipynb #f5335e7e
 def tree_problem(feature, threshold, left, right, roots, width:int) -> str:
     "What makes the flat arrays no set of walkable trees over `width` features, or None."
     nodes = len(left)
@@ -381,7 +422,7 @@ def tree_problem(feature, threshold, left, right, roots, width:int) -> str:
         return "a threshold is not a finite number (or a leaf's is not +inf)"
     if tree_depth(left, right, roots) > MAX_TREE_DEPTH: return f"a tree is deeper than {MAX_TREE_DEPTH}"
 
-# %% ../nbs/04_engine.ipynb #c52f7d6a
+# %% ../nbs/04_engine.ipynb #2e77165d
 def read_trees(spec, arrays, prefix, width) -> tuple:
     names = ("feature", "threshold", "left", "right", "roots")
     feature, threshold, left, right, roots = (_array(arrays, prefix + n, "f" if n == "threshold" else "i", (None,))
@@ -397,7 +438,7 @@ def read_trees(spec, arrays, prefix, width) -> tuple:
                  _setting(spec, "float32_input", [True, False]))
     return step, 2 if link_name == "logistic" else value.shape[1]
 
-# %% ../nbs/04_engine.ipynb #57541158
+# %% ../nbs/04_engine.ipynb #7326e4c1
 STEP_READERS = {"elementwise": read_elementwise, "layers": read_layers, "trees": read_trees}
 
 def engine_from_bytes(data:bytes,      # the bytes of an `engine.npz`, already checked against the manifest
@@ -427,7 +468,7 @@ def engine_from_bytes(data:bytes,      # the bytes of an `engine.npz`, already c
         raise ModelIntegrityError(f"{ENGINE_FILE} of {where} is not a valid engine: {e}") from None
     return Engine(steps, n_features, np.arange(n_classes))
 
-# %% ../nbs/04_engine.ipynb #db3a6194
+# %% ../nbs/04_engine.ipynb #96920ec9
 SKOPS_TYPES = frozenset({  # every type a skops file may name; anything else is refused before skops builds it
     *(f"builtins.{t}" for t in ("dict", "list", "tuple", "str", "int", "float", "bool", "NoneType", "slice", "type")),
     *(f"numpy.{t}" for t in ("ndarray", "float64", "float32", "int64", "int32", "intp", "uint8", "bool_", "str_",
@@ -443,7 +484,7 @@ SKOPS_TYPES = frozenset({  # every type a skops file may name; anything else is 
     "sklearn.discriminant_analysis.QuadraticDiscriminantAnalysis", "sklearn.decomposition._pca.PCA",
 })
 
-# %% ../nbs/04_engine.ipynb #8e963a7e
+# %% ../nbs/04_engine.ipynb #76c6fb27
 def skops_types(data:bytes) -> set:
     "Every type the skops file `data` names, read from its schema (nothing built); `ModelIntegrityError` if unreadable."
     try:
@@ -459,7 +500,7 @@ def skops_types(data:bytes) -> set:
         elif isinstance(node, list): todo += node
     return found
 
-# %% ../nbs/04_engine.ipynb #fdfb42d3
+# %% ../nbs/04_engine.ipynb #4dc266e7
 def skops_bytes(model) -> bytes:
     "`model` in skops's format, once every type in it is on our allowlist; `UnsupportedModel` naming those that are not."
     import skops.io
@@ -468,7 +509,7 @@ def skops_bytes(model) -> bytes:
     if foreign: raise UnsupportedModel(f"{type(model).__name__} holds types the server does not load: {foreign}")
     return data
 
-# %% ../nbs/04_engine.ipynb #5930ba48
+# %% ../nbs/04_engine.ipynb #00702973
 class SkopsEngine:
     "A scikit-learn estimator read from a skops file with our allowlist; scikit-learn computes its probabilities."
     kind, single_tree = "skops", False
@@ -485,7 +526,7 @@ class SkopsEngine:
 
     def predict(self, X:np.ndarray) -> np.ndarray: return self.estimator.predict(np.asarray(X, dtype=np.float64))
 
-# %% ../nbs/04_engine.ipynb #ac7ded1d
+# %% ../nbs/04_engine.ipynb #43e297df
 def _series(version:str) -> tuple: return tuple(version.split(".")[:2])
 
 def engine_from_skops(data:bytes, manifest:dict, where:str="") -> SkopsEngine:
@@ -507,7 +548,7 @@ def engine_from_skops(data:bytes, manifest:dict, where:str="") -> SkopsEngine:
         raise ModelIntegrityError(f"{SKOPS_FILE} of {where} does not fit its manifest's features and classes")
     return SkopsEngine(estimator, n_features)
 
-# %% ../nbs/04_engine.ipynb #3dddc1aa
+# %% ../nbs/04_engine.ipynb #35aa8e80
 def tree_engine(arrays:dict, n_features:int) -> Engine:
     "The one-tree engine of a decision tree's `tree.npz` arrays (checked by the store's `check_tree_matches_manifest`)."
     tree = Trees(arrays["feature"], arrays["threshold"], arrays["left"], arrays["right"], arrays["probabilities"],
