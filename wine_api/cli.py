@@ -79,8 +79,11 @@ def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VA
 def improved_params(model_dir) -> dict:
     "The `params` of the store's current version (the one a feedback run improves), or None if there is none to read."
     from wine_api.store import ModelStoreError, read_manifest, resolve_version_dir
-    try: params = read_manifest(resolve_version_dir(model_dir))["params"]
+    try: manifest = read_manifest(resolve_version_dir(model_dir))
     except (ModelStoreError, OSError): return None
+    params, family = manifest["params"], (manifest.get("estimator") or {}).get("family")
+    if family == "custom": return None  # a model cell of its own: the notebook's defaults, unless -p says otherwise
+    if params.get("estimator") == "auto": return {"estimator": family, "hyperparameters": {}}  # what auto chose
     if "estimator" in params: return params
     legacy = {k: params[k] for k in ("max_depth", "min_samples_leaf", "criterion") if k in params}  # format 2's tree
     return {"estimator": "decision_tree", "hyperparameters": legacy}

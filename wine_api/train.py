@@ -39,6 +39,7 @@ from .data import WineData, feature_schema
 from .engine import (UnsupportedModel, engine_from_bytes, engine_from_estimator, engine_from_skops,
                              engine_to_bytes, far_rows, skops_bytes)
 from .predlog import LabelledRows, PredictionLog, database_url, drift_bins, missing_file, redacted
+from .store import runtime_versions
 
 # %% ../nbs/05_train.ipynb #321f21c2
 RUN_PARAMS = ("random_state", "test_size", "cv_folds", "estimator", "compare_all")  # the run's own; `-p` sets them
