@@ -325,23 +325,26 @@ def switch_current(model_dir:Path, change, # the store, and a function of it tha
 @click.pass_obj
 def promote(store, version):
     "Verify every file of VERSION (and its signature, with --verify-key) and make it the current one."
+    from wine_api.engine import load_engine
     from wine_api.store import promote as promote_version
-    click.echo(switch_current(store.model_dir, lambda d: promote_version(d, version, store.public_key)))
+    click.echo(switch_current(store.model_dir, lambda d: promote_version(d, version, store.public_key, load_engine)))
 
 # %% ../nbs/18_cli.ipynb #22631664
 @models.command()
 @click.pass_obj
 def rollback(store):
     "Make the newest version older than the current one current again."
+    from wine_api.engine import load_engine
     from wine_api.store import rollback as rollback_version
-    click.echo(switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key)))
+    click.echo(switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key, load_engine)))
 
 # %% ../nbs/18_cli.ipynb #112dc885
 @models.command()
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.pass_obj
 def verify(store, version):
-    "Verify VERSION (default: all): manifest, every file's sha256, the tree; the signature with --verify-key."
+    "Verify VERSION (default: all): manifest, each file's sha256, the serving file read; the signature (--verify-key)."
+    from wine_api.engine import load_engine
     from wine_api.store import ModelStoreError, list_versions, verify_version, version_dir
     known = list_versions(store.model_dir)
     if not known: raise click.ClickException(f"no versions in {store.model_dir}")
@@ -351,7 +354,7 @@ def verify(store, version):
     failed = 0
     for v in versions:
         try:
-            verify_version(version_dir(store.model_dir, v), store.public_key)
+            verify_version(version_dir(store.model_dir, v), store.public_key, load_engine)
             click.echo(f"version {v}: verified" + (", signed with the given key" if store.public_key else ""))
         except ModelStoreError as e:
             failed += 1

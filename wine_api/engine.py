@@ -378,7 +378,8 @@ def _array(arrays:dict, name:str, kind:str, shape:tuple) -> np.ndarray:
 # %% ../nbs/04_engine.ipynb #9b859bb9
 def _setting(spec:dict, name:str, allowed) -> object:
     value = spec.get(name)
-    if value not in allowed: raise _Bad(f"its {spec.get('kind')} step's {name} {str(value)[:40]!r} is none of {allowed}")
+    if value not in allowed:
+        raise _Bad(f"its {spec.get('kind')} step's {name} {str(value)[:40]!r} is none of {allowed}")
     return value
 
 def read_elementwise(spec, arrays, prefix, width) -> tuple:
@@ -464,7 +465,7 @@ def engine_from_bytes(data:bytes,      # the bytes of an `engine.npz`, already c
             step, width = STEP_READERS[step_spec["kind"]](step_spec, arrays, f"{i}.", width)
             steps.append(step)
         if width != n_classes: raise _Bad(f"its last step gives {width} columns for {n_classes} classes")
-    except (_Bad, ValueError, TypeError) as e:  # ValueError, TypeError: a spec that is not JSON, or a field of a wrong type
+    except (_Bad, ValueError, TypeError) as e:  # ValueError, TypeError: a spec that is no JSON, a field of a wrong type
         raise ModelIntegrityError(f"{ENGINE_FILE} of {where} is not a valid engine: {e}") from None
     return Engine(steps, n_features, np.arange(n_classes))
 
@@ -502,7 +503,7 @@ def skops_types(data:bytes) -> set:
 
 # %% ../nbs/04_engine.ipynb #4dc266e7
 def skops_bytes(model) -> bytes:
-    "`model` in skops's format, once every type in it is on our allowlist; `UnsupportedModel` naming those that are not."
+    "`model` in skops's format, once every type in it is on our allowlist; else `UnsupportedModel` naming the others."
     import skops.io
     data = skops.io.dumps(model)
     foreign = sorted(skops_types(data) - SKOPS_TYPES)
@@ -520,7 +521,7 @@ class SkopsEngine:
         return self.estimator.predict_proba(np.asarray(X, dtype=np.float64))
 
     def answer(self, X:np.ndarray) -> tuple:
-        "`(classes, probabilities)` as scikit-learn gives them: an SVC's `predict` may differ from its probabilities' argmax."
+        "`(classes, probabilities)` as scikit-learn gives them: an SVC's `predict` may differ from the argmax."
         X = np.asarray(X, dtype=np.float64)
         return self.estimator.predict(X), self.estimator.predict_proba(X)
 
@@ -543,8 +544,8 @@ def engine_from_skops(data:bytes, manifest:dict, where:str="") -> SkopsEngine:
     except Exception as e:  # skops raises UntrustedTypesFoundException, TypeError, KeyError...
         raise ModelIntegrityError(f"{SKOPS_FILE} of {where} could not be read ({type(e).__name__})") from None
     n_features, n_classes = len(manifest["features"]), len(manifest["class_names"])
-    if getattr(estimator, "n_features_in_", None) != n_features or \
-            list(getattr(estimator, "classes_", [])) != list(range(n_classes)) or not hasattr(estimator, "predict_proba"):
+    if getattr(estimator, "n_features_in_", None) != n_features or not hasattr(estimator, "predict_proba") \
+            or list(getattr(estimator, "classes_", [])) != list(range(n_classes)):
         raise ModelIntegrityError(f"{SKOPS_FILE} of {where} does not fit its manifest's features and classes")
     return SkopsEngine(estimator, n_features)
 

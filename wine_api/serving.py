@@ -64,7 +64,7 @@ class PredictionRenderer:
 
 # %% ../nbs/07_serving.ipynb #9fa45cf5
 PUBLIC_MANIFEST = ("model_version", "model_class", "trained_at", "training_seconds", "params", "metrics", "features",
-                   "class_names", "runtime", "lineage", "serving", "estimator")  # what `/model` shows: not the files' paths and hashes
+                   "class_names", "runtime", "lineage", "serving", "estimator")  # `/model`: no paths, no hashes
 
 # %% ../nbs/07_serving.ipynb #8008fc82
 @dataclass(frozen=True)

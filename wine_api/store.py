@@ -684,17 +684,22 @@ def load_serving(path, # a store (follows `CURRENT`) or a version directory
     "The verified bytes of what serves the version at `path`, unpickling nothing."
     version_dir, manifest = read_checked_manifest(path, public_key)
     engine = serving_engine(manifest)
-    return ServingFiles(manifest, version_dir, engine, read_verified_bytes(version_dir, manifest, SERVING_FILES[engine]))
+    data = read_verified_bytes(version_dir, manifest, SERVING_FILES[engine])
+    return ServingFiles(manifest, version_dir, engine, data)
 
 # %% ../nbs/02_store.ipynb #afb56896
 def verify_version(path, # a store (follows `CURRENT`) or a version directory
                    public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
+                   check=None, # called with the `ServingFiles`: raises if no engine can read them (`load_engine`)
                   ) -> ServingFiles:
     """Check everything of a version: manifest, signature, every file's sha256 (the pickle's too, never unpickled); its
-    serving file, verified."""
+    serving file, verified, and read: a tree here, any engine by `check`."""
     served = load_serving(path, public_key)
     for name in served.manifest["files"].keys() - {SERVING_FILES[served.engine]}:
         read_verified_bytes(served.path, served.manifest, name)
+    if served.engine == "tree":
+        check_tree_matches_manifest(tree_from_bytes(served.data, served.path), served.manifest, served.path)
+    if check is not None: check(served)
     return served
 
 # %% ../nbs/02_store.ipynb #9bf994a7
@@ -738,20 +743,22 @@ def list_models(model_dir, # the store
 def promote(model_dir, # the store
             version:int, # the version to serve from now on
             public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
+            check=None, # reads the serving file as the server would (see `verify_version`)
            ) -> ServingFiles:
     "Verify every file of `version` (and its signature) and make it current, atomically; the verified version."
     if version not in list_versions(model_dir):
         raise ModelNotFoundError(f"version {version} is not in {model_dir}; versions: {list_versions(model_dir)}")
-    verified = verify_version(version_dir(model_dir, version), public_key)
+    verified = verify_version(version_dir(model_dir, version), public_key, check)
     set_current(model_dir, version)
     return verified
 
 # %% ../nbs/02_store.ipynb #1a7a2879
 def rollback(model_dir, # the store
              public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
+             check=None, # reads the serving file as the server would (see `verify_version`)
             ) -> ServingFiles:
     "Make the newest version older than the current one current again (after verifying it)."
     older = [v for v in list_versions(model_dir) if v < current_version(model_dir)]
     if not older:
         raise ModelNotFoundError(f"no version older than {current_version(model_dir)} in {model_dir} to roll back to")
-    return promote(model_dir, older[-1], public_key)
+    return promote(model_dir, older[-1], public_key, check)

@@ -207,7 +207,7 @@ def tree_depth_and_leaves(tree) -> tuple:
 
 # %% ../nbs/05_train.ipynb #7085f549
 def model_facts(model, X_test) -> dict:
-    "The metrics that describe `model` itself: classes it answers on `X_test`; trees, depth and leaves when it has trees."
+    "The metrics of `model` itself: the classes it answers on `X_test`; trees, depth and leaves when it has trees."
     facts = {"predicted_classes": int(len(np.unique(model.predict(X_test))))}
     trees = fitted_trees(model)
     if not trees: return facts
