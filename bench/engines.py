@@ -87,7 +87,8 @@ def onnx_form(model, double:bool):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     load = lambda: onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    session = load()
+    try: session = load()
+    except Exception as e: return type(e).__name__  # onnxruntime refuses what skl2onnx made (float64 trees)
     output = [o.name for o in session.get_outputs()][-1]  # probabilities
     dtype = np.float64 if double else np.float32
     run = lambda X: session.run([output], {"X": X.astype(dtype)})[0]
