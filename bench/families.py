@@ -110,7 +110,7 @@ def main():
              "| MLServer | x MLServer |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     tree = runs.get(("decision_tree", "ours", "row"))
     for f in families:
-        o, m, ob, mb = (runs[(f, who, kind)] for who in ("ours", "MLServer") for kind in ("row", "batch"))
+        o, ob, m, mb = (runs[(f, who, kind)] for who in ("ours", "MLServer") for kind in ("row", "batch"))
         lines.append(f"| {f} | {o['rps']:,.0f} | {m['rps']:,.0f} | {ratio(o, m):.1f} | "
                      f"{ratio(o, tree) if tree else float('nan'):.2f} | {ob['rps'] * 1000:,.0f} | "
                      f"{mb['rps'] * 1000:,.0f} | {ratio(ob, mb):.1f} |")
