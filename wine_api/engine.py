@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ENGINE_FORMAT', 'MAX_NODES', 'ELEMENTWISE', 'ACTIVATIONS', 'CLASSIFIERS', 'STEP_READERS', 'SKOPS_TYPES',
            'UnsupportedModel', 'Elementwise', 'softmax', 'link', 'Layers', 'Trees', 'tree_depth', 'compiled_trees',
-           'tree_columns', 'scaler_step', 'sklearn_trees', 'forest_step', 'gradient_boosting_step',
+           'tree_columns', 'scaler_step', 'sklearn_trees', 'flat_arrays', 'forest_step', 'gradient_boosting_step',
            'hist_gradient_boosting_step', 'logistic_regression_step', 'mlp_step', 'estimator_steps', 'Engine',
            'engine_from_estimator', 'far_rows', 'step_record', 'engine_to_bytes', 'read_npz', 'read_elementwise',
            'read_layers', 'tree_problem', 'read_trees', 'engine_from_bytes', 'skops_types', 'skops_bytes',
@@ -216,6 +216,10 @@ def sklearn_trees(trees:list, # fitted scikit-learn trees (`tree_`), in the orde
                       np.where(leaf, node, t.children_left) + offset, np.where(leaf, node, t.children_right) + offset,
                       value, offset))
         offset += t.node_count
+    return flat_arrays(parts)
+
+def flat_arrays(parts:list) -> dict:
+    "Per-tree `(feature, threshold, left, right, value, first node)` joined into one set of flat arrays."
     feature, threshold, left, right, value, roots = (np.concatenate(p) if i < 5 else np.array(p)
                                                      for i, p in enumerate(zip(*parts)))
     return dict(feature=feature.astype(np.int64), threshold=_f64(threshold), left=left.astype(np.int64),
@@ -254,10 +258,7 @@ def hist_gradient_boosting_step(model) -> Trees:
                       np.where(leaf, node, nodes["left"]) + offset, np.where(leaf, node, nodes["right"]) + offset,
                       value, offset))
         offset += n
-    feature, threshold, left, right, value, roots = (np.concatenate(p) if i < 5 else np.array(p)
-                                                     for i, p in enumerate(zip(*parts)))
-    return Trees(feature.astype(np.int64), _f64(threshold), left.astype(np.int64), right.astype(np.int64),
-                 _f64(value), roots.astype(np.int64), combine="sum", link="softmax" if k > 1 else "logistic",
+    return Trees(**flat_arrays(parts), combine="sum", link="softmax" if k > 1 else "logistic",
                  baseline=_f64(model._baseline_prediction[0]))
 
 # %% ../nbs/04_engine.ipynb #7d038b8e
