@@ -61,6 +61,18 @@ def store_with_two_versions(root:Path) -> Path:
     return store
 
 
+def assert_like_scikit_learn(classes, probabilities, estimator, X, exact=False):
+    "Classes as scikit-learn's `predict` (rows whose top two probabilities tie excepted), probabilities within 1e-6."
+    import numpy as np
+    X32 = X.astype(np.float32).astype(np.float64)  # the server's input type
+    expected, predicted = estimator.predict_proba(X32), estimator.predict(X32)
+    top_two = np.sort(expected, axis=1)[:, -2:]
+    untied = top_two[:, 0] != top_two[:, 1]
+    np.testing.assert_array_equal(np.asarray(classes)[untied], predicted[untied])
+    if exact: np.testing.assert_array_equal(probabilities, expected)
+    else: np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-6)
+
+
 def cell_statuses(report, *markers):
     "Papermill's status of the first cell containing each marker, from one read of the report (None if unreadable)."
     try: cells = json.loads(report.read_text())["cells"]

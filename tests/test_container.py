@@ -13,13 +13,14 @@ import pytest
 import requests
 import yaml
 
-from harness import (REPO, Container, Load, build_image, failed, free_port, podman, process_tree_pss_mib, run_cli,
-                     store_with_two_versions, wait_until_ready)
+from harness import (REPO, Container, Load, assert_like_scikit_learn, build_image, failed, free_port, podman,
+                     process_tree_pss_mib, run_cli, store_with_two_versions, wait_until_ready)
 from wine_api.app import DEFAULT_CONFIG, create_app
 from wine_api.cli import serve
 from wine_api.data import TUTORIAL_ROW, load_wine_data
+from wine_api.engine import far_rows
 from wine_api.predict import load_predictor
-from wine_api.store import bundled_model_dir
+from wine_api.store import bundled_model_dir, load_model
 
 DEPLOY = REPO/"deploy"
 BIN = Path(sys.executable).parent
@@ -240,3 +241,30 @@ def test_the_training_job_runs_in_the_image_read_only_into_a_mounted_store(image
     assert len(list((store/"reports").glob("train-*.ipynb"))) == 1
     verified = run_cli("models", "--model-dir", store, "verify", cwd=tmp_path)
     assert verified.returncode == 0 and "version 1: verified" in verified.stdout, verified.stdout + verified.stderr
+
+
+@pytest.mark.parametrize("family, engine", [("hist_gradient_boosting", "arrays"), ("svc", "skops")])
+def test_the_job_trains_any_family_in_the_image_and_the_image_serves_it_as_scikit_learn(image, tmp_path, family,
+                                                                                        engine):
+    "The Job's command with `-p estimator NAME`, then a replica on that store: every wine and 2,000 far rows."
+    store = tmp_path/"models"
+    store.mkdir(mode=0o777)
+    store.chmod(0o777)
+    args = manifest("train-job.yaml")["spec"]["template"]["spec"]["containers"][0]["args"]
+    podman("run", "--rm", "--read-only", "--health-interval=disable", "-v", f"{store}:/models", image, *args,
+           "-p", "estimator", family, timeout=900)
+    assert run_cli("models", "--model-dir", store, "promote", "1", cwd=tmp_path).returncode == 0
+    X = load_wine_data().X.to_numpy()
+    rows = np.vstack([X, far_rows(X.astype(np.float32).astype(np.float64), seed=2)])
+    replica = Container(image, "--read-only", "-v", f"{store}:/models:ro", "-e", "WINE_API_MODEL_DIR=/models",
+                        "-e", "WINE_API_PREDICTION_LOG=/tmp/predictions.sqlite")
+    try:
+        model = requests.get(replica.url + "/model", timeout=10).json()
+        answer = requests.post(replica.url + "/predict", json={"instances": rows.tolist()}, timeout=60).json()
+    finally:
+        replica.stop()
+    assert (model["estimator"]["family"], model["serving"]["engine"]) == (family, engine)
+    names = model["class_names"]
+    probabilities = np.array([[p["probabilities"][c] for c in names] for p in answer["predictions"]])
+    assert_like_scikit_learn([p["class"] for p in answer["predictions"]], probabilities, load_model(store).estimator,
+                             rows, exact=engine == "skops")

@@ -12,7 +12,7 @@ import pytest
 import requests
 import tritonclient.http as triton
 
-from harness import LiveServer, run_cli, train_into
+from harness import LiveServer, assert_like_scikit_learn, run_cli, train_into
 from wine_api.data import load_wine_data
 from wine_api.engine import far_rows
 from wine_api.store import (ENGINE_FILE, MANIFEST_FILE, MODEL_FILE, SKOPS_FILE, file_digest, list_versions,
@@ -34,17 +34,6 @@ def family_store(tmp_path_factory):
         assert f"model {family}, served by the {ENGINES.get(family, 'arrays')} engine" in run.proc.stdout
     assert list_versions(root/"models") == list(range(1, len(FAMILIES) + 1))
     return root/"models"
-
-
-def assert_like_scikit_learn(classes, probabilities, estimator, X, exact=False):
-    "Classes as scikit-learn's `predict` (rows whose top two probabilities tie excepted), probabilities within 1e-6."
-    X32 = X.astype(np.float32).astype(np.float64)  # the server's input type
-    expected, predicted = estimator.predict_proba(X32), estimator.predict(X32)
-    top_two = np.sort(expected, axis=1)[:, -2:]
-    untied = top_two[:, 0] != top_two[:, 1]
-    np.testing.assert_array_equal(np.asarray(classes)[untied], predicted[untied])
-    if exact: np.testing.assert_array_equal(probabilities, expected)
-    else: np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

@@ -6,12 +6,12 @@
 __all__ = ['log', 'RANDOM', 'PREDICTION_ID', 'METADATA', 'BATCHES', 'FEEDBACK', 'MAX_FEEDBACK_ITEMS', 'DRIFT_QUANTILES',
            'MIN_DRIFT_ROWS', 'STATEMENT_ROWS', 'STORED_COLUMNS', 'FEEDBACK_GRACE', 'this_process', 'RandomPool',
            'new_batch_id', 'batch_time', 'parse_prediction_id', 'prediction_ids', 'sqlite_pragmas', 'redacted',
-           'open_engine', 'database_url', 'missing_file', 'create_tables', 'reachable', 'LoggedBatch',
-           'distinct_answers', 'row_answers', 'StoredBatches', 'expand', 'FeedbackItem', 'label_index', 'item_problems',
-           'feedback_items', 'bin_index', 'drift_bins', 'macro_f1', 'psi', 'version_figures', 'PredictionLog', 'add',
-           'start_os_thread', 'os_lock', 'wake', 'rows_statement', 'insert_rows', 'flush', 'close', 'read_batches',
-           'predictions', 'missing_items', 'wait_for_batches', 'check_found', 'check_no_conflict', 'store_feedback',
-           'LabelledRows', 'labelled_rows', 'prediction', 'figures', 'prune']
+           'open_engine', 'database_url', 'missing_file', 'create_tables', 'reachable', 'LoggedBatch', 'answer_table',
+           'row_answers', 'StoredBatches', 'expand', 'FeedbackItem', 'label_index', 'item_problems', 'feedback_items',
+           'bin_index', 'drift_bins', 'macro_f1', 'psi', 'version_figures', 'PredictionLog', 'add', 'start_os_thread',
+           'os_lock', 'wake', 'rows_statement', 'insert_rows', 'flush', 'close', 'read_batches', 'predictions',
+           'missing_items', 'wait_for_batches', 'check_found', 'check_no_conflict', 'store_feedback', 'LabelledRows',
+           'labelled_rows', 'prediction', 'figures', 'prune']
 
 # %% ../nbs/03_predlog.ipynb #e47f9ff5
 import atexit
@@ -102,7 +102,7 @@ BATCHES = sa.Table(
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("inputs", sa.LargeBinary, nullable=False),         # float32 little-endian, n_rows x features
     sa.Column("n_classes", sa.Integer, nullable=False),
-    sa.Column("answers", sa.LargeBinary, nullable=False),        # float64: distinct rows of (class, probabilities...)
+    sa.Column("answers", sa.LargeBinary, nullable=False),        # float64: rows of (class, probabilities...)
     sa.Column("answer_index", sa.LargeBinary, nullable=False),   # uint16 (uint32 past 65,536 answers): a row's answer
 )
 FEEDBACK = sa.Table(
@@ -193,25 +193,25 @@ class LoggedBatch:
 
     def as_row(self) -> dict:
         "The batch as a row of `prediction_batches`."
-        answers, index = distinct_answers(self.classes, self.probabilities, self.leaves)
+        answers, index = answer_table(self.classes, self.probabilities, self.leaves)
         return {"id": self.id, "request_id": self.request_id, "created": batch_time(self.id), "route": self.route,
                 "model_version": int(self.model_version), "n_rows": len(self.classes),
                 "inputs": np.ascontiguousarray(self.inputs, "<f4").tobytes(), "n_classes": answers.shape[1] - 1,
                 "answers": answers.tobytes(), "answer_index": index.tobytes()}
 
-def distinct_answers(classes:np.ndarray, probabilities:np.ndarray, leaves:np.ndarray=None) -> tuple:
-    "The distinct `(class, probabilities...)` rows (float64), and the index of each row's among them."
-    if len(classes) == 1: return np.array([[classes[0], *probabilities[0].tolist()]], "<f8"), np.zeros(1, "<u2")
-    if leaves is None: leaves = np.unique(np.column_stack([classes, probabilities]), axis=0, return_inverse=True)[1]
+def answer_table(classes:np.ndarray, probabilities:np.ndarray, leaves:np.ndarray=None) -> tuple:
+    """The answers as `(class, probabilities...)` rows (float64), and the index of each row's among them: one answer
+    per leaf reached when one tree answered (`leaves`), else one per row."""
+    table = np.column_stack([classes, probabilities]).astype("<f8")
+    if leaves is None or len(classes) == 1:  # looking for equal rows would cost more than storing them
+        return table, np.arange(len(classes), dtype="<u2" if len(classes) <= 1 << 16 else "<u4")
     leaves = np.ravel(leaves)
     first = np.full(leaves.max() + 1, len(leaves))  # the first row of each leaf, by one pass (no sort)
     np.minimum.at(first, leaves, np.arange(len(leaves)))
     present = np.flatnonzero(first < len(leaves))
     number = np.empty(len(first), np.int64)
     number[present] = np.arange(len(present))
-    rows = first[present]
-    table = np.column_stack([classes[rows], probabilities[rows]]).astype("<f8")
-    return table, number[leaves].astype("<u2" if len(present) <= 1 << 16 else "<u4")
+    return table[first[present]], number[leaves].astype("<u2" if len(present) <= 1 << 16 else "<u4")
 
 def row_answers(row) -> tuple:
     "The classes (int64) and probabilities (float64, rows x classes) of a stored batch."

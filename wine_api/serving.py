@@ -9,6 +9,7 @@ __all__ = ['PUBLIC_MANIFEST', 'log', 'PredictionRenderer', 'ServedModel', 'Model
 import logging
 import threading
 import time
+from itertools import chain, repeat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,11 @@ class PredictionRenderer:
                                        zip(predictor.node_classes, predictor.node_probabilities)], dtype=object)
             self.bare = np.array([fragment[1:] for fragment in self.fragments], dtype=object)  # without their "{"
         self.id_ends = []  # b'-0",', b'-1",', ...: the ends of the ids, made once
+        names = [orjson.dumps(name) for name in self.class_names]  # a row: its class's head, then numbers and keys
+        self.heads = [b'{"class":%d,"class_name":%b,"probabilities":{%b:' % (c, name, names[0])
+                      for c, name in enumerate(names)]
+        self.bare_heads = [head[1:] for head in self.heads]
+        self.keys, self.tail = [b"," + name + b":" for name in names[1:]], b'},"warnings":[]}'
 
     def fragment(self, label, probabilities:np.ndarray) -> bytes:
         "One row's answer, its warnings empty."
@@ -40,8 +46,19 @@ class PredictionRenderer:
     def row_fragments(self, prediction:Prediction, bare:bool) -> list:
         "Each row's fragment (`bare`: without its opening brace): the leaf's, prepared, or made for the row."
         if prediction.leaves is not None: return (self.bare if bare else self.fragments)[prediction.leaves].tolist()
-        rows = [self.fragment(c, p) for c, p in zip(prediction.classes.tolist(), prediction.probabilities)]
-        return [row[1:] for row in rows] if bare else rows
+        return self.made_fragments(prediction.classes, prediction.probabilities, bare)
+
+    def made_fragments(self, classes:np.ndarray, probabilities:np.ndarray, bare:bool) -> list:
+        """Each row's fragment, made for it: its class's prepared head, then its probabilities, each class's column
+        written by one `orjson.dumps` and split (numbers hold no commas), between the prepared keys."""
+        heads = self.bare_heads if bare else self.heads
+        if len(classes) == 1:  # one row: its numbers written at once
+            numbers = orjson.dumps(probabilities[0].tolist())[1:-1].split(b",")
+            return [b"".join([heads[int(classes[0])], numbers[0], *chain(*zip(self.keys, numbers[1:])), self.tail])]
+        numbers = [orjson.dumps(column)[1:-1].split(b",") for column in probabilities.T.tolist()]
+        parts = [[heads[c] for c in classes.tolist()], numbers[0]]
+        for key, column in zip(self.keys, numbers[1:]): parts += [repeat(key), column]
+        return list(map(b"".join, zip(*parts, repeat(self.tail))))
 
     def render(self, prediction:Prediction,
                batch_id:str=None, # the prediction log's batch id: row `i` gets the id `<batch_id>-<i>`
