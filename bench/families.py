@@ -3,9 +3,14 @@ family against MLServer's scikit-learn runtime serving the same fitted estimator
 documentation says), one row at 16 connections and 1,000-row batches at 4, rounds interleaved, loopback, wrk.
 
     python bench/families.py [--seconds 5] [--rounds 3] [--venvs build/peers] [--families random_forest,...]
+                             [--against 045525a]
 
 MLServer is installed, pinned, into a virtualenv of its own by `bench/peers.py`'s `venv` (made when missing). Prints
-the table and the issue's targets with PASS/FAIL, ratios of medians over paired rounds (bench/families-last-run.txt)."""
+the table and the issue's targets with PASS/FAIL, ratios of medians over paired rounds (bench/families-last-run.txt).
+
+`--against REV` adds the paired run the issue asks for: the bundled decision tree served by this checkout and by the
+package of commit REV (a `git worktree` of it on `PYTHONPATH`, its own bundled model), rounds interleaved, one row
+through `/api/` and `/predict` at c16 and 1,000-row batches at c4."""
 import argparse
 import json
 import os
@@ -46,13 +51,17 @@ def save_family(family:str, store:Path) -> Path:
 
 
 class Ours:
-    "`wine-api serve` on one version, its prediction log in `work`."
-    def __init__(self, version:Path, work:Path):
+    """`wine-api serve` on one version (None: the bundled model), its prediction log in `work`; from the package of
+    `source` (a checkout) when given."""
+    def __init__(self, version:Path, work:Path, source:Path=None, name:str=None):
         self.port = free_port()
-        self.proc = subprocess.Popen([str(Path(sys.executable).parent/"wine-api"), "serve", "--port", str(self.port),
-                                      "--model", str(version), "--prediction-log",
-                                      f"sqlite:///{work}/{version.name}.sqlite"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        name = name or version.name
+        command = [str(Path(sys.executable).parent/"wine-api")] if source is None else \
+            [sys.executable, "-c", "import sys; from wine_api.cli import cli; sys.exit(cli())"]
+        command += ["serve", "--port", str(self.port), "--prediction-log", f"sqlite:///{work}/{name}.sqlite"]
+        env = {**os.environ, "PYTHONPATH": str(source)} if source else None
+        self.proc = subprocess.Popen(command + (["--model", str(version)] if version else []), env=env, cwd=source,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # cwd: first on sys.path
         while post(self.url("/api/"), json.dumps([TUTORIAL_ROW]).encode()) != 200:
             if self.proc.poll() is not None: raise RuntimeError(f"wine-api serve exited on {version}")
             time.sleep(0.02)
@@ -74,12 +83,48 @@ def start_mlserver(bin_dir:Path, work:Path, version:Path, name:str) -> Peer:
                 v2_body([TUTORIAL_ROW]), v2_body(batch))
 
 
+def paired_tree(against:str, seconds:int, rounds:int, work:Path) -> list:
+    "The bundled tree served by this checkout and by commit `against`, interleaved: table lines and targets."
+    old = work/"against"
+    subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", str(old), against], check=True,
+                   capture_output=True)
+    row, predict_row = json.dumps([TUTORIAL_ROW]).encode(), json.dumps({"instances": [TUTORIAL_ROW]}).encode()
+    batch = json.dumps({"instances": batch_rows().tolist()}).encode()
+    plan = [("one row /api/ (c16)", "/api/", row, 16), ("one row /predict (c16)", "/predict", predict_row, 16),
+            ("1,000-row /predict (c4)", "/predict", batch, 4)]
+    servers, samples = {}, {}
+    try:
+        servers = {"now": Ours(None, work, name="tree-now"), against: Ours(None, work, source=old, name="tree-then")}
+        for r in range(rounds):
+            print(f"decision tree against {against}: round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+            for label, path, body, connections in plan:
+                for who, server in servers.items():
+                    samples.setdefault((label, who), []).append(wrk(server.url(path), body, connections, seconds))
+    finally:
+        for server in servers.values(): server.stop()
+        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force", str(old)], capture_output=True)
+    runs = {k: {"rps": statistics.median(s["rps"] for s in v), "rps_runs": [s["rps"] for s in v]}
+            for k, v in samples.items()}
+    lines = ["", f"The bundled decision tree, this checkout against {against} (paired rounds):", "",
+             f"| route | now | {against} | x {against} |", "|---|---:|---:|---:|"]
+    targets = []
+    for label, *_ in plan:
+        now, then = runs[(label, "now")], runs[(label, against)]
+        scale = 1000 if label.startswith("1,000") else 1
+        lines.append(f"| {label} | {now['rps'] * scale:,.0f} | {then['rps'] * scale:,.0f} | {ratio(now, then):.2f} |")
+        value = ratio(now, then)
+        targets.append(f"{'PASS' if value >= 0.95 else 'FAIL'} decision tree {label} x {against}: {value:.2f} "
+                       f"(>= 0.95: no drop beyond the run's noise)")
+    return lines, targets
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--venvs", type=Path, default=HERE.parent/"build"/"peers")
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--against", help="a commit whose bundled tree is served beside ours (paired rounds)")
     args = parser.parse_args()
     families = args.families.split(",")
     work = Path(tempfile.mkdtemp(prefix="wine-api-families-"))
@@ -123,6 +168,12 @@ def main():
             check(f"{f} 1,000-row batches x MLServer", ratio(runs[(f, "ours", "batch")], runs[(f, "MLServer", "batch")]), 2)
     if "logistic_regression" in families and tree:
         check("logistic_regression one row x our tree", ratio(runs[("logistic_regression", "ours", "row")], tree), 0.9)
+    if args.against:
+        work = Path(tempfile.mkdtemp(prefix="wine-api-families-"))
+        try:
+            tree_lines, tree_targets = paired_tree(args.against, args.seconds, args.rounds, work)
+        finally: shutil.rmtree(work, ignore_errors=True)
+        lines, targets = lines + tree_lines, targets + tree_targets
     text = "\n".join(lines + [""] + targets)
     print(text)
     (HERE/"families-last-run.txt").write_text(text + "\n")

@@ -141,6 +141,7 @@ def create_app(config:dict=None, # settings that override the defaults and the e
                                           log=open_log(app.config))
     app.before_request(start_record)
     app.before_request(ops.require_api_key)
+    app.before_request(ops.refuse_again)  # after the key check: see `ops.fast_path`
     app.after_request(ops.finish_request)
     app.after_request(name_the_answer)
     register_error_handlers(app)

@@ -312,12 +312,12 @@ def models(ctx, model_dir, as_json, verify_key):
 def switch_current(model_dir:Path, change, # the store, and a function of it that switches CURRENT
                   ) -> str:
     "Run `change` on the store; what changed, or a `ClickException` saying why nothing did."
-    from wine_api.store import ModelStoreError, current_version
+    from wine_api.store import ModelStoreError, current_version, read_pointer
     try:
-        before = current_version(model_dir)
+        before = current_version(model_dir) if read_pointer(model_dir) is not None else None  # `--no-current` runs
         after = change(model_dir).version
     except ModelStoreError as e: raise click.ClickException(str(e)) from None
-    return f"{model_dir}: version {after} is now current (was {before})"
+    return f"{model_dir}: version {after} is now current ({f'was {before}' if before else 'none was'})"
 
 # %% ../nbs/18_cli.ipynb #5da1baf7
 @models.command()

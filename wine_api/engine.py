@@ -225,7 +225,7 @@ def tree_columns(trees:Trees) -> tuple:
     if not np.array_equal(np.abs(trees.value).sum(axis=1), np.abs(scalar)): return None  # values in several columns
     return column_of, scalar
 
-# %% ../nbs/04_engine.ipynb #78f8c0e9
+# %% ../nbs/04_engine.ipynb #1d9a2d7d
 def dispatch_tests(count:int) -> list:
     """A balanced tree of tests sending tree number `t` (0 to `count - 1`) to `("tree", t)`: per test node, in order,
     `(threshold, left, right)`; a child is `("test", node)` or `("tree", t)`. The first test is the root."""

@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['OPEN_ENDPOINTS', 'API_KEY', 'MAX_KEY_FILE', 'MAX_LINE', 'TAIL_FIELDS', 'request_log', 'METRICS', 'LATENCY_BUCKETS',
            'REQUESTS', 'LATENCY', 'ROWS', 'PREDICTIONS', 'ERRORS', 'OUT_OF_RANGE', 'MODEL_VERSION', 'METHODS',
-           'MONITORING_WINDOW', 'MONITORING_EVERY', 'bp', 'FAST_ROUTES', 'V2_INFER', 'listed_keys', 'key_file_lines',
-           'configured_keys', 'ApiKeys', 'bearer_token', 'require_api_key', 'cut', 'fit_line', 'utc_text', 'json_line',
-           'RequestLog', 'JsonFormatter', 'JsonLineHandler', 'configure_logging', 'metrics_registry',
-           'mark_worker_dead', 'child', 'count_prediction', 'report_model_version', 'monitoring_figures',
-           'MonitoringCollector', 'monitoring_registry', 'metrics', 'log_fields', 'count_request', 'finish_request',
-           'fast_allowed', 'v2_model_name', 'fast_body', 'fast_record', 'fast_answer', 'fast_v2_answer',
-           'answer_headers', 'fast_path']
+           'MONITORING_WINDOW', 'MONITORING_EVERY', 'bp', 'FAST_ROUTES', 'V2_INFER', 'FAST_REFUSAL', 'listed_keys',
+           'key_file_lines', 'configured_keys', 'ApiKeys', 'bearer_token', 'require_api_key', 'cut', 'fit_line',
+           'utc_text', 'json_line', 'RequestLog', 'JsonFormatter', 'JsonLineHandler', 'configure_logging',
+           'metrics_registry', 'mark_worker_dead', 'child', 'count_prediction', 'report_model_version',
+           'monitoring_figures', 'MonitoringCollector', 'monitoring_registry', 'metrics', 'log_fields', 'count_request',
+           'finish_request', 'fast_allowed', 'v2_model_name', 'fast_body', 'fast_record', 'fast_answer',
+           'fast_v2_answer', 'answer_headers', 'refuse_again', 'fast_path']
 
 # %% ../nbs/13_ops.ipynb #ed987e40
 import hashlib
@@ -34,7 +34,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, multiprocess)
 
-from .errors import ConfigError, LogUnavailable, Unauthorized
+from .errors import ConfigError, LogUnavailable, Unauthorized, WineApiError
 from .predict import decode_json, predict_input, tutorial_input
 from .predlog import new_batch_id, this_process
 from .tensors import answer_parameters, infer_request, infer_response, served_version
@@ -423,6 +423,14 @@ def answer_headers(record:RequestRecord, body:bytes) -> list:
                ("X-Request-ID", record.request_id), ("X-Model-Version", str(record.model_version))]
     return headers + [("X-Prediction-Batch", record.batch_id)] if record.batch_id else headers
 
+FAST_REFUSAL = "wine_api.fast_refusal"  # environ key: the data plane's refusal met on the fast path
+
+def refuse_again():
+    """A `before_request` hook, after the key check: a refusal the fast path met is raised again, so Flask answers it
+    (hooks, error form, status) without reading, parsing and validating the body a second time."""
+    refusal = request.environ.pop(FAST_REFUSAL, None)
+    if refusal is not None: raise refusal
+
 def fast_path(app) -> callable:
     "`app`'s WSGI callable, answering the prediction routes' successes itself and everything else through Flask."
     flask_wsgi, state, config = app.wsgi_app, app_state(app), app.config
@@ -435,7 +443,10 @@ def fast_path(app) -> callable:
         try:
             if v2_model is None: record, body, X = fast_answer(environ, route, state, config)
             else: (record, body, X), route = fast_v2_answer(environ, v2_model, state, config), V2_INFER
-        except Exception: return flask_wsgi(environ, start_response)  # Flask answers it, as it always did
+        except WineApiError as e:  # a refusal (4xx, 503): Flask answers it, raised again by `refuse_again`
+            environ[FAST_REFUSAL] = e
+            return flask_wsgi(environ, start_response)
+        except Exception: return flask_wsgi(environ, start_response)  # Flask's route meets it again and answers it
         if state.log is not None: state.log.add(logged_batch(record, route, X))
         duration = time.perf_counter() - record.started
         count_request(record, route, "POST", 200, duration)
