@@ -184,6 +184,7 @@ class Trees:
     def __call__(self, X:np.ndarray) -> np.ndarray:
         combined = self.combined(self.tree_leaves(X))
         if self.combine == "mean": return combined / len(self.roots)
+        if len(combined) == 1: return np.array([row_link((self.baseline + combined[0]).tolist(), self.link)])
         return link(self.baseline + combined, self.link)
 
 # %% ../nbs/04_engine.ipynb #f200dbcf
@@ -225,7 +226,7 @@ def tree_columns(trees:Trees) -> tuple:
     if not np.array_equal(np.abs(trees.value).sum(axis=1), np.abs(scalar)): return None  # values in several columns
     return column_of, scalar
 
-# %% ../nbs/04_engine.ipynb #1d9a2d7d
+# %% ../nbs/04_engine.ipynb #353541e7
 def dispatch_tests(count:int) -> list:
     """A balanced tree of tests sending tree number `t` (0 to `count - 1`) to `("tree", t)`: per test node, in order,
     `(threshold, left, right)`; a child is `("test", node)` or `("tree", t)`. The first test is the root."""
@@ -385,6 +386,7 @@ class Engine:
         last = steps[-1]
         self.single_tree = len(steps) == 1 and isinstance(last, Trees) and len(last.roots) == 1
         self.takes_rows = all(step.takes_rows for step in steps)  # one row goes through them as a list
+        self._one_class = [classes[[i]] for i in range(len(classes))]  # each class as a one-row answer, made once
 
     def probabilities(self, X:np.ndarray) -> np.ndarray:
         "`(rows, classes)` probabilities of the finite `(rows, features)` array `X`."
@@ -396,11 +398,16 @@ class Engine:
 
     def answer(self, X:np.ndarray) -> tuple:
         "`(classes, probabilities)` of the rows of `X`: the most probable class, the first of a tie (as `argmax`)."
-        if self.takes_rows and X.shape == (1, self.n_features) and all(map(math.isfinite, row := X[0].tolist())):
-            for step in self.steps: row = step.row(row)
-            if all(map(math.isfinite, row)): return self.classes[[row.index(max(row))]], np.array([row])
+        if self.takes_rows and X.shape == (1, self.n_features) and (answered := self.answer_row(X[0].tolist())):
+            return answered
         probabilities = self.probabilities(X)
         return self.classes[probabilities.argmax(axis=1)], probabilities
+
+    def answer_row(self, row:list) -> tuple:
+        "`answer` for one row of `n_features` floats, through the steps' `row` (`takes_rows`); None if not finite."
+        if not all(map(math.isfinite, row)): return None
+        for step in self.steps: row = step.row(row)
+        if all(map(math.isfinite, row)): return self._one_class[row.index(max(row))], np.array([row])
 
     def predict(self, X:np.ndarray) -> np.ndarray: return self.answer(X)[0]
 
@@ -606,7 +613,7 @@ def skops_bytes(model) -> bytes:
 # %% ../nbs/04_engine.ipynb #00702973
 class SkopsEngine:
     "A scikit-learn estimator read from a skops file with our allowlist; scikit-learn computes its probabilities."
-    kind, single_tree = "skops", False
+    kind, single_tree, takes_rows = "skops", False, False
     def __init__(self, estimator, n_features:int):
         self.estimator, self.n_features, self.classes = estimator, n_features, np.asarray(estimator.classes_)
 
