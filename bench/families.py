@@ -98,7 +98,7 @@ def paired_tree(against:str, seconds:int, rounds:int, work:Path) -> list:
         for r in range(rounds):
             print(f"decision tree against {against}: round {r + 1}/{rounds}", file=sys.stderr, flush=True)
             for label, path, body, connections in plan:
-                for who, server in servers.items():
+                for who, server in list(servers.items())[::1 if r % 2 == 0 else -1]:  # each goes first in turn
                     samples.setdefault((label, who), []).append(wrk(server.url(path), body, connections, seconds))
     finally:
         for server in servers.values(): server.stop()

@@ -202,8 +202,9 @@ class LoggedBatch:
 def answer_table(classes:np.ndarray, probabilities:np.ndarray, leaves:np.ndarray=None) -> tuple:
     """The answers as `(class, probabilities...)` rows (float64), and the index of each row's among them: one answer
     per leaf reached when one tree answered (`leaves`), else one per row."""
+    if len(classes) == 1: return np.array([[classes[0], *probabilities[0].tolist()]], "<f8"), np.zeros(1, "<u2")
     table = np.column_stack([classes, probabilities]).astype("<f8")
-    if leaves is None or len(classes) == 1:  # looking for equal rows would cost more than storing them
+    if leaves is None:  # looking for equal rows would cost more than storing them
         return table, np.arange(len(classes), dtype="<u2" if len(classes) <= 1 << 16 else "<u4")
     leaves = np.ravel(leaves)
     first = np.full(leaves.max() + 1, len(leaves))  # the first row of each leaf, by one pass (no sort)
