@@ -195,18 +195,17 @@ def tree_depth(left:np.ndarray, right:np.ndarray, roots:np.ndarray) -> int:
     return int(depth.max(initial=0))
 
 # %% ../nbs/04_engine.ipynb #9bde0b11
-def compiled_tree(feature, threshold, left, right, value_width:int=1, n_features:int=None):
+def compiled_tree(feature, threshold, left, right, n_features:int, max_depth:int=MAX_TREE_DEPTH):
     """scikit-learn's compiled tree of one tree's arrays (node numbers local to it, a leaf pointing to itself), built
-    with its documented `__setstate__`: no pickle involved. `value_width`: the width of its (unused, zero) values."""
+    with its documented `__setstate__`: no pickle involved. Its values are zeros: only its leaves are asked for."""
     from sklearn.tree._tree import NODE_DTYPE, Tree  # imported when an ensemble loads, not with this module
     count = len(left)
     leaf = left == np.arange(count)
     nodes = np.zeros(count, dtype=NODE_DTYPE)
     nodes["left_child"], nodes["right_child"] = np.where(leaf, -1, left), np.where(leaf, -1, right)
     nodes["feature"], nodes["threshold"] = np.where(leaf, -2, feature), np.where(leaf, -2.0, threshold)
-    tree = Tree(int(feature.max()) + 1 if n_features is None else n_features, np.array([1], dtype=np.intp), 1)
-    tree.__setstate__({"max_depth": MAX_TREE_DEPTH, "node_count": count, "nodes": nodes,
-                       "values": np.zeros((count, 1, value_width))})
+    tree = Tree(n_features, np.array([1], dtype=np.intp), 1)
+    tree.__setstate__({"max_depth": max_depth, "node_count": count, "nodes": nodes, "values": np.zeros((count, 1, 1))})
     return tree
 
 def compiled_trees(trees:Trees) -> list:
@@ -252,7 +251,7 @@ class DispatchTree:
                                   np.concatenate([[t for t, _, _ in tests], trees.threshold]),
                                   np.concatenate([test_nodes[:, 0], trees.left + self.offset]),  # a leaf still
                                   np.concatenate([test_nodes[:, 1], trees.right + self.offset]), # points to itself
-                                  n_features=width + 1)
+                                  width + 1, MAX_TREE_DEPTH + len(bin(n_trees)))  # the tests sit above the trees
         self.rows = np.zeros((n_trees, width + 1), dtype=np.float32)
         self.rows[:, width] = np.arange(n_trees)  # exact in float32 below 2**24 trees
 

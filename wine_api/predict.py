@@ -383,9 +383,8 @@ class Predictor:
         "`predict` for one row: a dozen comparisons cost less in Python than in numpy."
         outside = [value < low or value > high for value, (low, high) in zip(row, self._bounds)]
         if not self.single_tree:
-            answered = self.engine.takes_rows and self.engine.answer_row(row)  # the row as a list, no array made
-            return Prediction(None, *(answered or self.engine.answer(np.array([row]) if X is None else X)),
-                              np.array([outside]), any(outside))
+            return Prediction(None, *self.engine.answer(np.array([row]) if X is None else X), np.array([outside]),
+                              any(outside))
         leaves = np.array([self._leaf_of(row)])
         return Prediction(leaves, self.node_classes[leaves], self.node_probabilities[leaves], np.array([outside]),
                           any(outside))
