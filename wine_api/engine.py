@@ -4,13 +4,15 @@
 
 # %% auto #0
 __all__ = ['ENGINE_FORMAT', 'MAX_NODES', 'ELEMENTWISE', 'ROW_OPERATIONS', 'ACTIVATIONS', 'CLASSIFIERS', 'STEP_READERS',
-           'SKOPS_TYPES', 'UnsupportedModel', 'Elementwise', 'softmax', 'row_link', 'link', 'Layers', 'Trees',
-           'tree_depth', 'compiled_tree', 'compiled_trees', 'tree_columns', 'dispatch_tests', 'DispatchTree',
+           'LAST_STEPS', 'SKOPS_TYPES', 'UnsupportedModel', 'Elementwise', 'softmax', 'row_link', 'link', 'Layers',
+           'Trees', 'tree_depth', 'compiled_tree', 'compiled_trees', 'tree_columns', 'dispatch_tests', 'DispatchTree',
            'scaler_step', 'sklearn_trees', 'flat_arrays', 'forest_step', 'gradient_boosting_step',
-           'hist_gradient_boosting_step', 'logistic_regression_step', 'mlp_step', 'estimator_steps', 'Engine',
-           'engine_from_estimator', 'far_rows', 'step_record', 'engine_to_bytes', 'read_npz', 'read_elementwise',
-           'read_layers', 'tree_problem', 'read_trees', 'engine_from_bytes', 'skops_types', 'skops_bytes',
-           'SkopsEngine', 'engine_from_skops', 'tree_engine', 'load_engine']
+           'hist_gradient_boosting_step', 'logistic_regression_step', 'mlp_step', 'Part', 'encoded', 'Columns',
+           'encoder_lookup', 'category_part', 'number_part', 'columns_step', 'estimator_steps', 'Engine',
+           'engine_from_estimator', 'far_rows', 'step_record', 'part_record', 'engine_to_bytes', 'read_npz',
+           'read_elementwise', 'read_layers', 'tree_problem', 'read_trees', 'read_part', 'read_columns',
+           'engine_from_bytes', 'skops_types', 'skops_bytes', 'SkopsEngine', 'missing_columns', 'engine_from_skops',
+           'tree_engine', 'load_engine']
 
 # %% ../nbs/04_engine.ipynb #db8b5d53
 import io
@@ -22,8 +24,10 @@ from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 
+from .data import Features
 from .store import (ENGINE_FILE, MAX_TREE_DEPTH, SKOPS_FILE, IncompatibleModelError, ModelIntegrityError,
                             ServingFiles, check_tree_matches_manifest, tree_from_bytes)
 
@@ -360,13 +364,124 @@ def mlp_step(model) -> Layers:
     return Layers([_f64(w) for w in model.coefs_], [_f64(b) for b in model.intercepts_], model.activation,
                   "softmax" if model.out_activation_ == "softmax" else "logistic")
 
+# %% ../nbs/04_engine.ipynb #c013d9f4
+@dataclass
+class Part:
+    "Some input columns prepared one way: numbers imputed, indicated and scaled; or categories encoded."
+    kind: str              # `numbers`, `ordinal` (a category's index) or `onehot` (a 0/1 column per category)
+    columns: np.ndarray    # the input columns it takes, in its order
+    fill: np.ndarray = None     # numbers: the value that replaces a missing one, per column (None: no imputer)
+    indicate: np.ndarray = None # numbers: the positions (among `columns`) whose missingness is appended as 0/1
+    scale: Elementwise = None   # numbers: a scaler applied after imputing and indicating
+    lookup: list = None         # categories: per column, `(categories,)` int64: a code's category in the encoder, or -1
+    widths: np.ndarray = None   # onehot: per column, the encoder's categories (its 0/1 columns)
+    unknown: float = -1.0       # ordinal: what an unseen or missing category becomes
+
+    @property
+    def width(self) -> int:
+        "The columns it gives."
+        if self.kind == "onehot": return int(self.widths.sum())
+        return len(self.columns) + (0 if self.indicate is None else len(self.indicate))
+
+    def __call__(self, X:np.ndarray) -> np.ndarray:
+        A = X[:, self.columns]
+        if self.kind == "numbers":
+            missing = np.isnan(A)
+            if self.fill is not None: A = np.where(missing, self.fill, A)
+            if self.indicate is not None and len(self.indicate): A = np.hstack([A, missing[:, self.indicate]])
+            return A if self.scale is None else self.scale(A)
+        found = [encoded(A[:, j], lookup) for j, lookup in enumerate(self.lookup)]
+        if self.kind == "ordinal": return np.column_stack([np.where(p >= 0, p, self.unknown) for p in found])
+        blocks = [np.zeros((len(A), int(w))) for w in self.widths]
+        for block, p in zip(blocks, found): block[np.flatnonzero(p >= 0), p[p >= 0]] = 1.0
+        return np.hstack(blocks)
+
+def encoded(codes:np.ndarray, lookup:np.ndarray) -> np.ndarray:
+    "Each code's category in the encoder: -1 for an unseen (-1), a missing (NaN) or an impossible code."
+    valid = (codes >= 0) & (codes < len(lookup)) & (codes == np.floor(codes))  # NaN compares False
+    return np.where(valid, lookup[np.where(valid, codes, 0).astype(np.int64)], -1)
+
+@dataclass
+class Columns:
+    "scikit-learn's `ColumnTransformer`: parts of the input columns, each prepared its own way, side by side."
+    parts: list       # `Part`s, in the transformer's output order
+    n_features: int   # the input's columns
+    takes_rows = False
+
+    @property
+    def missing_ok(self) -> np.ndarray:
+        "Per input column: whether a missing value (NaN) is taken (imputed, or an unknown category)."
+        ok = np.zeros(self.n_features, dtype=bool)
+        for part in self.parts:
+            if part.kind != "numbers" or part.fill is not None: ok[part.columns] = True
+        return ok
+
+    def __call__(self, X:np.ndarray) -> np.ndarray: return np.hstack([part(X) for part in self.parts])
+
+
+# %% ../nbs/04_engine.ipynb #c1f1e64a
+def encoder_lookup(encoder, i:int, categories:list) -> np.ndarray:
+    "Per category of the manifest: its position among the encoder's `i`-th categories, -1 if it has none."
+    own = [c if isinstance(c, str) else None for c in encoder.categories_[i].tolist()]
+    if None in own: raise UnsupportedModel(f"{type(encoder).__name__} with a category that is not text "
+                                            "(fitted with missing values among its categories?)")
+    where = {c: k for k, c in enumerate(own)}
+    return np.array([where.get(c, -1) for c in categories], dtype=np.int64)
+
+def category_part(encoder, columns:np.ndarray, features:list) -> Part:
+    "An `OrdinalEncoder` or a `OneHotEncoder` whose unseen categories are answered: the arrays express them."
+    name = type(encoder).__name__
+    if any(features[j].get("kind") != "category" for j in columns):
+        raise UnsupportedModel(f"a {name} on a feature that is no category")
+    lookups = [encoder_lookup(encoder, i, features[j]["categories"]) for i, j in enumerate(columns)]
+    if name == "OrdinalEncoder" and encoder.handle_unknown == "use_encoded_value":
+        return Part("ordinal", columns, lookup=lookups, unknown=float(encoder.unknown_value))
+    if name == "OneHotEncoder" and encoder.handle_unknown == "ignore" and encoder.drop is None \
+            and encoder.min_frequency is None and encoder.max_categories is None:
+        return Part("onehot", columns, lookup=lookups,
+                    widths=np.array([len(c) for c in encoder.categories_], dtype=np.int64))
+    raise UnsupportedModel(f"a {name} with these settings is not one of the steps the serving arrays express")
+
+def number_part(transformer, columns:np.ndarray) -> Part:
+    "`passthrough`, a `SimpleImputer`, scalers, or a pipeline of an imputer then scalers, on numeric columns."
+    steps = [s for _, s in transformer.steps] if hasattr(transformer, "steps") else [transformer]
+    fill = indicate = None
+    if steps and type(steps[0]).__name__ == "SimpleImputer":
+        imputer, *steps = steps
+        fill = _f64(imputer.statistics_)
+        if not (isinstance(imputer.missing_values, float) and np.isnan(imputer.missing_values)) \
+                or not np.isfinite(fill).all():
+            raise UnsupportedModel("a SimpleImputer of another missing marker, or with a column it could not fill")
+        indicate = np.asarray(imputer.indicator_.features_, dtype=np.int64) if imputer.add_indicator else None
+    scalers = [scaler_step(s) for s in steps if s not in ("passthrough", None)]
+    scale = Elementwise([op for s in scalers for op in s.ops], [v for s in scalers for v in s.values]) \
+        if scalers else None
+    return Part("numbers", columns, fill, indicate, scale)
+
+def columns_step(transformer, features:list) -> Columns:
+    "A fitted `ColumnTransformer` over the manifest's `features` (categories arrive as their codes)."
+    if features is None: raise UnsupportedModel("a ColumnTransformer needs the table's features to be served")
+    parts = []
+    for name, part, _ in transformer.transformers_:
+        columns = np.asarray(transformer._transformer_to_input_indices[name], dtype=np.int64)
+        if part == "drop" or not len(columns): continue
+        kind = type(part).__name__
+        parts.append(category_part(part, columns, features) if kind in ("OrdinalEncoder", "OneHotEncoder")
+                     else number_part(part, columns))
+        if parts[-1].kind == "numbers" and any(features[j].get("kind") == "category" for j in columns):
+            raise UnsupportedModel(f"categories reach {kind} as they are: encode them first")
+    return Columns(parts, len(features))
+
+
 # %% ../nbs/04_engine.ipynb #f6e2b415
 CLASSIFIERS = {"DecisionTreeClassifier": forest_step, "RandomForestClassifier": forest_step,
                "ExtraTreesClassifier": forest_step, "GradientBoostingClassifier": gradient_boosting_step,
                "HistGradientBoostingClassifier": hist_gradient_boosting_step,
                "LogisticRegression": logistic_regression_step, "MLPClassifier": mlp_step}
 
-def estimator_steps(model) -> list:
+def estimator_steps(model,
+                    features:list=None, # the manifest's features: a `ColumnTransformer` needs their categories
+                   ) -> list:
     "The steps of a fitted estimator or pipeline of scikit-learn's; `UnsupportedModel` if one cannot be expressed."
     parts = [step for _, step in model.steps if step not in (None, "passthrough")] if hasattr(model, "steps") \
         else [model]
@@ -374,7 +489,13 @@ def estimator_steps(model) -> list:
     name = type(last).__name__
     if not type(last).__module__.startswith("sklearn.") or name not in CLASSIFIERS:
         raise UnsupportedModel(f"{name} is not one of the classifiers the serving arrays express")
-    return [scaler_step(t) for t in transformers] + [CLASSIFIERS[name](last)]
+    if features and any(f.get("kind") == "category" for f in features) \
+            and not (transformers and type(transformers[0]).__name__ == "ColumnTransformer"):
+        raise UnsupportedModel("the categories must be encoded by a ColumnTransformer, the pipeline's first step")
+    steps = [columns_step(t, features) if i == 0 and type(t).__name__ == "ColumnTransformer" else scaler_step(t)
+             for i, t in enumerate(transformers)]
+    return steps + [CLASSIFIERS[name](last)]
+
 
 # %% ../nbs/04_engine.ipynb #b839019a
 class Engine:
@@ -385,13 +506,16 @@ class Engine:
         last = steps[-1]
         self.single_tree = len(steps) == 1 and isinstance(last, Trees) and len(last.roots) == 1
         self.takes_rows = all(step.takes_rows for step in steps)  # one row goes through them as a list
+        first = steps[0]  # a table's columns take a missing value where they fill it
+        self.missing_ok = first.missing_ok if isinstance(first, Columns) else np.zeros(n_features, dtype=bool)
         self._one_class = [classes[[i]] for i in range(len(classes))]  # each class as a one-row answer, made once
 
     def probabilities(self, X:np.ndarray) -> np.ndarray:
         "`(rows, classes)` probabilities of the finite `(rows, features)` array `X`."
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features: raise ValueError(f"expected {self.n_features} columns")
-        if not np.isfinite(X).all(): raise ValueError("the engine takes finite values only")
+        if not np.isfinite(X).all() and (np.isinf(X).any() or (np.isnan(X) & ~self.missing_ok).any()):
+            raise ValueError("the engine takes finite values only, and a missing one where the model fills it")
         for step in self.steps: X = step(X)
         return X
 
@@ -411,9 +535,9 @@ class Engine:
     def predict(self, X:np.ndarray) -> np.ndarray: return self.answer(X)[0]
 
 # %% ../nbs/04_engine.ipynb #d088a814
-def engine_from_estimator(model) -> Engine:
+def engine_from_estimator(model, features:list=None) -> Engine:
     "The engine of a fitted scikit-learn estimator or pipeline (`UnsupportedModel` if the arrays cannot express it)."
-    return Engine(estimator_steps(model), int(model.n_features_in_), np.asarray(model.classes_))
+    return Engine(estimator_steps(model, features), int(model.n_features_in_), np.asarray(model.classes_))
 
 # %% ../nbs/04_engine.ipynb #b29fd8b4
 def far_rows(X:np.ndarray, n:int=2000, reach:float=3.0, seed:int=0) -> np.ndarray:
@@ -430,6 +554,13 @@ def step_record(step) -> tuple:
     "One step as `(spec, arrays)`: its kind and settings, and its named arrays."
     if isinstance(step, Elementwise):
         return {"kind": "elementwise", "ops": step.ops}, {f"value{i}": v for i, v in enumerate(step.values)}
+    if isinstance(step, Columns):
+        specs, arrays = [], {}
+        for k, part in enumerate(step.parts):
+            spec, named = part_record(part)
+            specs.append(spec)
+            arrays.update({f"p{k}.{name}": value for name, value in named.items()})
+        return {"kind": "columns", "parts": specs}, arrays
     if isinstance(step, Layers):
         arrays = {**{f"weight{i}": w for i, w in enumerate(step.weights)},
                   **{f"bias{i}": b for i, b in enumerate(step.biases)}}
@@ -437,6 +568,19 @@ def step_record(step) -> tuple:
     arrays = {k: getattr(step, k) for k in ("feature", "threshold", "left", "right", "value", "roots")}
     if step.baseline is not None: arrays["baseline"] = step.baseline
     return {"kind": "trees", "combine": step.combine, "link": step.link, "float32_input": step.float32_input}, arrays
+
+def part_record(part:Part) -> tuple:
+    "One part of a `Columns` step as `(spec, arrays)`."
+    arrays = {"columns": part.columns}
+    if part.kind != "numbers":
+        arrays.update({f"lookup{j}": lookup for j, lookup in enumerate(part.lookup)})
+        if part.kind == "onehot": arrays["widths"] = part.widths
+        return {"kind": part.kind, **({"unknown": part.unknown} if part.kind == "ordinal" else {})}, arrays
+    if part.fill is not None: arrays["fill"] = part.fill
+    if part.indicate is not None: arrays["indicate"] = part.indicate
+    if part.scale is not None: arrays.update({f"value{i}": v for i, v in enumerate(part.scale.values)})
+    return {"kind": "numbers", "fill": part.fill is not None, "indicate": part.indicate is not None,
+            "ops": part.scale.ops if part.scale is not None else None}, arrays
 
 # %% ../nbs/04_engine.ipynb #d141d84b
 def engine_to_bytes(engine:Engine) -> bytes:
@@ -538,13 +682,54 @@ def read_trees(spec, arrays, prefix, width) -> tuple:
                  _setting(spec, "float32_input", [True, False]))
     return step, 2 if link_name == "logistic" else value.shape[1]
 
+# %% ../nbs/04_engine.ipynb #9a8ea270
+def read_part(spec, arrays, prefix, n_features:int, features:list) -> Part:
+    "One part of a `columns` step, checked against the manifest's features."
+    kind = _setting(spec, "kind", ["numbers", "ordinal", "onehot"])
+    columns = _array(arrays, prefix + "columns", "i", (None,))
+    if not 0 < len(columns) <= n_features or ((columns < 0) | (columns >= n_features)).any() \
+            or len(set(columns.tolist())) != len(columns):
+        raise _Bad("a part's columns are not distinct columns of the input")
+    if kind == "numbers":
+        if any(features[j].get("kind") == "category" for j in columns): raise _Bad("a category reaches numbers")
+        fill = _array(arrays, prefix + "fill", "f", (len(columns),)) if _setting(spec, "fill", [True, False]) else None
+        indicate = _array(arrays, prefix + "indicate", "i", (None,)) if _setting(spec, "indicate", [True, False]) \
+            else None
+        if indicate is not None and (len(indicate) > len(columns) or ((indicate < 0) | (indicate >= len(columns))).any()):
+            raise _Bad("a part indicates columns it does not take")
+        width = len(columns) + (0 if indicate is None else len(indicate))
+        scale = read_elementwise(spec, arrays, prefix, width)[0] if spec.get("ops") is not None else None
+        return Part("numbers", columns, fill, indicate, scale)
+    if any(features[j].get("kind") != "category" for j in columns): raise _Bad("a number reaches an encoder")
+    lookups = [_array(arrays, f"{prefix}lookup{j}", "i", (len(features[c]["categories"]),))
+               for j, c in enumerate(columns)]
+    if kind == "ordinal":
+        unknown = spec.get("unknown")
+        if type(unknown) is not float or not math.isfinite(unknown) or any((l < -1).any() for l in lookups):
+            raise _Bad("an ordinal part's codes are not positions, or its unknown value no finite number")
+        return Part("ordinal", columns, lookup=lookups, unknown=unknown)
+    widths = _array(arrays, prefix + "widths", "i", (len(columns),))
+    if ((widths < 1) | (widths > 100_000)).any() or any(((l < -1) | (l >= w)).any() for l, w in zip(lookups, widths)):
+        raise _Bad("a one-hot part's categories do not fit its columns")
+    return Part("onehot", columns, lookup=lookups, widths=widths)
+
+def read_columns(spec, arrays, prefix, width, features:list=None) -> tuple:
+    parts = spec.get("parts")
+    if features is None or len(features) != width: raise _Bad("a columns step needs the manifest's features")
+    if not isinstance(parts, list) or not 1 <= len(parts) <= 64: raise _Bad("a columns step's parts are not a short list")
+    step = Columns([read_part(p if isinstance(p, dict) else {}, arrays, f"{prefix}p{k}.", width, features)
+                    for k, p in enumerate(parts)], width)
+    return step, sum(part.width for part in step.parts)
+
 # %% ../nbs/04_engine.ipynb #7326e4c1
-STEP_READERS = {"elementwise": read_elementwise, "layers": read_layers, "trees": read_trees}
+STEP_READERS = {"elementwise": read_elementwise, "columns": read_columns, "layers": read_layers, "trees": read_trees}
+LAST_STEPS = ("layers", "trees")  # the steps that give probabilities: the last one, and only it
 
 def engine_from_bytes(data:bytes,      # the bytes of an `engine.npz`, already checked against the manifest
                       n_features:int,  # the manifest's features
                       n_classes:int,   # the manifest's classes
                       where:str="",    # the version, for messages
+                      features:list=None, # the manifest's features themselves (a table's categories)
                      ) -> Engine:
     "The engine in `data`, once everything in it is checked; `ModelIntegrityError` saying what is wrong otherwise."
     arrays = read_npz(data, f"{ENGINE_FILE} of {where}")
@@ -559,12 +744,14 @@ def engine_from_bytes(data:bytes,      # the bytes of an `engine.npz`, already c
         for i, step_spec in enumerate(specs):
             if not isinstance(step_spec, dict) or step_spec.get("kind") not in STEP_READERS:
                 raise _Bad(f"step {i} is of no kind this engine knows")
-            last = i == len(specs) - 1
-            if (step_spec["kind"] == "elementwise") == last: raise _Bad("only the last step may give probabilities")
-            step, width = STEP_READERS[step_spec["kind"]](step_spec, arrays, f"{i}.", width)
+            last, kind = i == len(specs) - 1, step_spec["kind"]
+            if (kind in LAST_STEPS) != last: raise _Bad("only the last step may give probabilities")
+            if kind == "columns" and i: raise _Bad("only the first step may take a table's columns")
+            extra = {"features": features} if kind == "columns" else {}
+            step, width = STEP_READERS[kind](step_spec, arrays, f"{i}.", width, **extra)
             steps.append(step)
         if width != n_classes: raise _Bad(f"its last step gives {width} columns for {n_classes} classes")
-    except (_Bad, ValueError, TypeError) as e:  # ValueError, TypeError: a spec that is no JSON, a field of a wrong type
+    except (_Bad, ValueError, TypeError, KeyError) as e:  # a spec that is no JSON, a field of a wrong type
         raise ModelIntegrityError(f"{ENGINE_FILE} of {where} is not a valid engine: {e}") from None
     return Engine(steps, n_features, np.arange(n_classes))
 
@@ -582,6 +769,8 @@ SKOPS_TYPES = frozenset({  # every type a skops file may name; anything else is 
     "sklearn.metrics._dist_metrics.ManhattanDistance64", "sklearn.metrics._dist_metrics.MinkowskiDistance64",
     "sklearn.naive_bayes.GaussianNB", "sklearn.discriminant_analysis.LinearDiscriminantAnalysis",
     "sklearn.discriminant_analysis.QuadraticDiscriminantAnalysis", "sklearn.decomposition._pca.PCA",
+    "sklearn.compose._column_transformer.ColumnTransformer", "sklearn.impute._base.MissingIndicator",
+    "sklearn.preprocessing._encoders.OneHotEncoder", "sklearn.preprocessing._encoders.OrdinalEncoder",
 })
 
 # %% ../nbs/04_engine.ipynb #76c6fb27
@@ -613,18 +802,38 @@ def skops_bytes(model) -> bytes:
 class SkopsEngine:
     "A scikit-learn estimator read from a skops file with our allowlist; scikit-learn computes its probabilities."
     kind, single_tree, takes_rows = "skops", False, False
-    def __init__(self, estimator, n_features:int):
+    def __init__(self, estimator, n_features:int,
+                 features:list=None, # the manifest's features: a model fitted on a table's columns gets them back
+                ):
         self.estimator, self.n_features, self.classes = estimator, n_features, np.asarray(estimator.classes_)
+        self.features = Features(features) if features and hasattr(estimator, "feature_names_in_") else None
+        self.missing_ok = missing_columns(estimator, n_features) if self.features is not None \
+            else np.zeros(n_features, dtype=bool)
 
-    def probabilities(self, X:np.ndarray) -> np.ndarray:
-        return self.estimator.predict_proba(np.asarray(X, dtype=np.float64))
+    def rows(self, X:np.ndarray):
+        "The rows as the estimator was fitted on them: a DataFrame of the table's columns, or float64 numbers."
+        X = np.asarray(X, dtype=np.float64)
+        return X if self.features is None else self.features.decode(X)
+
+    def probabilities(self, X:np.ndarray) -> np.ndarray: return self.estimator.predict_proba(self.rows(X))
 
     def answer(self, X:np.ndarray) -> tuple:
         "`(classes, probabilities)` as scikit-learn gives them: an SVC's `predict` may differ from the argmax."
-        X = np.asarray(X, dtype=np.float64)
-        return self.estimator.predict(X), self.estimator.predict_proba(X)
+        rows = self.rows(X)
+        return self.estimator.predict(rows), self.estimator.predict_proba(rows)
 
-    def predict(self, X:np.ndarray) -> np.ndarray: return self.estimator.predict(np.asarray(X, dtype=np.float64))
+    def predict(self, X:np.ndarray) -> np.ndarray: return self.estimator.predict(self.rows(X))
+
+def missing_columns(estimator, n_features:int):
+    "Per input column, whether the pipeline's first step (a `ColumnTransformer`) fills a gap in it; else False."
+    first = estimator.steps[0][1] if hasattr(estimator, "steps") else None
+    ok = np.zeros(n_features, dtype=bool)
+    if type(first).__name__ != "ColumnTransformer": return ok
+    for name, part, _ in first.transformers_:
+        steps = [s for _, s in part.steps] if hasattr(part, "steps") else [part]
+        if type(steps[0]).__name__ in ("SimpleImputer", "OneHotEncoder", "OrdinalEncoder"):
+            ok[first._transformer_to_input_indices[name]] = True
+    return ok
 
 # %% ../nbs/04_engine.ipynb #43e297df
 def _series(version:str) -> tuple: return tuple(version.split(".")[:2])
@@ -646,7 +855,7 @@ def engine_from_skops(data:bytes, manifest:dict, where:str="") -> SkopsEngine:
     if getattr(estimator, "n_features_in_", None) != n_features or not hasattr(estimator, "predict_proba") \
             or list(getattr(estimator, "classes_", [])) != list(range(n_classes)):
         raise ModelIntegrityError(f"{SKOPS_FILE} of {where} does not fit its manifest's features and classes")
-    return SkopsEngine(estimator, n_features)
+    return SkopsEngine(estimator, n_features, manifest["features"])
 
 # %% ../nbs/04_engine.ipynb #35aa8e80
 def tree_engine(arrays:dict, n_features:int) -> Engine:
@@ -663,5 +872,6 @@ def load_engine(served:ServingFiles): # what `store.load_serving` or `store.veri
         arrays = tree_from_bytes(served.data, where)
         check_tree_matches_manifest(arrays, manifest, where)
         return tree_engine(arrays, n_features)
-    if served.engine == "arrays": return engine_from_bytes(served.data, n_features, n_classes, where)
+    if served.engine == "arrays":
+        return engine_from_bytes(served.data, n_features, n_classes, where, manifest["features"])
     return engine_from_skops(served.data, manifest, where)
