@@ -58,21 +58,23 @@ def resolve_parameters(overrides, # (name, value-as-text) pairs from `-p NAME VA
     """The training parameters: the notebook's defaults, then the improved version's family and hyperparameters
     (unless `-p estimator` names one), then `-p`: the run's own parameters by name, any other a hyperparameter of the
     family. Checked, scikit-learn's validation included."""
-    from wine_api.train import RUN_PARAMS, TrainingParameterError, check_training_params
+    from wine_api.train import DATA_PARAMS, RUN_PARAMS, TrainingParameterError, check_training_params
     given = [(name, parse_value(value)) for name, value in overrides]
     run = {k: defaults[k] for k in RUN_PARAMS}
     hyperparameters = dict(defaults["hyperparameters"] or {})
     if inherited and inherited.get("estimator") not in (None, "auto") and "estimator" not in dict(given):
         run["estimator"], hyperparameters = inherited["estimator"], dict(inherited.get("hyperparameters") or {})
+    if inherited and "data" not in dict(given):  # the table the improved version learnt from, unless -p data says
+        run.update({k: inherited.get(k) for k in DATA_PARAMS})
     for name, value in given:
         if name in defaults and name not in RUN_PARAMS:
             raise TrainingParameterError(f"{name!r} is not set with -p: use --model-dir, --no-current, --feedback and "
                                          "the other options (see --help); hyperparameters are set one by one")
         if name in RUN_PARAMS: run[name] = value
         else: hyperparameters[name] = value
+    if run["data"] is not None: run["data"] = str(Path(str(run["data"])).expanduser().resolve())  # the kernel's cwd differs
     params = {**run, "hyperparameters": hyperparameters}
-    from wine_api.data import load_wine_data
-    check_training_params(**{k: v for k, v in params.items() if k != "compare_all"}, y=load_wine_data().y)
+    check_training_params(**{k: v for k, v in params.items() if k != "compare_all"})  # the table is read and checked
     return params
 
 # %% ../nbs/18_cli.ipynb #49b0eb1b
@@ -82,8 +84,9 @@ def improved_params(model_dir) -> dict:
     try: manifest = read_manifest(resolve_version_dir(model_dir))
     except (ModelStoreError, OSError): return None
     params, family = manifest["params"], (manifest.get("estimator") or {}).get("family")
-    if family == "custom": return None  # a model cell of its own: the notebook's defaults, unless -p says otherwise
-    if params.get("estimator") == "auto": return {"estimator": family, "hyperparameters": {}}  # what auto chose
+    if family == "custom":  # a model cell of its own: the notebook's defaults, unless -p says otherwise; the same table
+        return {k: v for k, v in params.items() if k in ("data", "target", "features", "categorical")}
+    if params.get("estimator") == "auto": return {**params, "estimator": family, "hyperparameters": {}}  # auto's choice
     if "estimator" in params: return params
     legacy = {k: params[k] for k in ("max_depth", "min_samples_leaf", "criterion") if k in params}  # format 2's tree
     return {"estimator": "decision_tree", "hyperparameters": legacy}

@@ -144,6 +144,15 @@ _DIGEST = {"type": "object", "required": ["sha256", "size_bytes"], "additionalPr
            "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                           "size_bytes": {"type": "integer", "minimum": 0}}}
 _NUMBERS = {"type": "array", "maxItems": 100, "items": {"type": "number"}}
+_SHARE = {"type": "number", "minimum": 0, "maximum": 1}
+_NUMBER = {"type": "object", "required": ["name", "min", "max"], "additionalProperties": False,  # a numeric feature
+           "properties": {"name": _NAME, "kind": {"const": "number"}, "min": {"type": "number"},
+                          "max": {"type": "number"}, "quantiles": _NUMBERS, "bin_shares": _NUMBERS, "missing": _SHARE}}
+_CATEGORY = {"type": "object", "required": ["name", "kind", "categories", "shares"], "additionalProperties": False,
+             "properties": {"name": _NAME, "kind": {"const": "category"}, "missing": _SHARE,
+                            "categories": {"type": "array", "maxItems": 1000, "uniqueItems": True,
+                                           "items": {"type": "string", "maxLength": 200}},
+                            "shares": {"type": "array", "maxItems": 1000, "items": _SHARE}}}
 MANIFEST_SCHEMA = {  # what a manifest must be before anything in it is used
     "type": "object",
     "required": ["format_version", "model_version", "files", "model_class", "trained_at", "runtime", "params",
@@ -160,10 +169,7 @@ MANIFEST_SCHEMA = {  # what a manifest must be before anything in it is used
                     "additionalProperties": {"type": "string", "maxLength": 40}},
         "params": {"type": "object"},
         "metrics": {"type": "object", "additionalProperties": {"type": ["number", "integer", "null"]}},
-        "features": {"type": "array", "minItems": 1, "maxItems": 10_000, "items": {
-            "type": "object", "required": ["name", "min", "max"], "additionalProperties": False,
-            "properties": {"name": _NAME, "min": {"type": "number"}, "max": {"type": "number"},
-                           "quantiles": _NUMBERS, "bin_shares": _NUMBERS}}},
+        "features": {"type": "array", "minItems": 1, "maxItems": 10_000, "items": {"oneOf": [_NUMBER, _CATEGORY]}},
         "class_names": {"type": "array", "minItems": 2, "maxItems": 1000, "uniqueItems": True, "items": _NAME},
         "lineage": {"type": "object"},  # where the training rows came from (absent in versions saved before it was)
         "serving": {"type": "object", "required": ["engine"], "additionalProperties": False,  # format 3 on
