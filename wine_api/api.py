@@ -29,7 +29,7 @@ bp = Blueprint("wine_api", __name__)
 def tutorial_predict():
     "The tutorial's route: a list of rows of 13 numbers in, a list of predicted classes out."
     predictor = served_model().ready()
-    X = tutorial_input(json_body(), predictor.feature_names, current_app.config["MAX_ROWS"])
+    X = tutorial_input(json_body(), predictor.feature_names, current_app.config["MAX_ROWS"], predictor.table)
     classes = record_prediction(predictor, X).classes
     return Response(orjson.dumps(classes, option=orjson.OPT_SERIALIZE_NUMPY), mimetype="application/json")
 
@@ -38,9 +38,10 @@ def tutorial_predict():
 def predict():
     "Rows as instances, records or columns in; class, class name and probabilities per row out."
     model = served_model()
-    X = predict_input(json_body(), model.predictor.feature_names, current_app.config["MAX_ROWS"])
-    prediction = record_prediction(model.predictor, X)
-    warnings = model.predictor.range_warnings(X, prediction) if prediction.outside else None
+    predictor = model.predictor
+    X = predict_input(json_body(), predictor.feature_names, current_app.config["MAX_ROWS"], predictor.table)
+    prediction = record_prediction(predictor, X)
+    warnings = predictor.range_warnings(X, prediction) if prediction.outside else None
     return Response(model.renderer.render(prediction, current_record().batch_id, warnings), mimetype="application/json")
 
 # %% ../nbs/11_api.ipynb #9f38c72e

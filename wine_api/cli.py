@@ -611,7 +611,7 @@ def predict_here(body:dict, # a `/predict` body
     from wine_api.serving import PredictionRenderer
     from wine_api.store import bundled_model_dir
     predictor = load_predictor(model_path or bundled_model_dir())
-    X = predict_input(Body(body, fast=False), predictor.feature_names, max_rows=sys.maxsize)
+    X = predict_input(Body(body, fast=False), predictor.feature_names, max_rows=sys.maxsize, table=predictor.table)
     prediction = predictor.predict(X)
     warnings = predictor.range_warnings(X, prediction)
     return orjson.loads(PredictionRenderer(predictor).render(prediction, warnings=warnings))

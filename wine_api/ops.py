@@ -399,7 +399,7 @@ def fast_answer(environ:dict, route:str, state, config) -> tuple:
     started, body = time.perf_counter(), fast_body(environ, config)
     model = state.slot.current()
     predictor = model.ready()
-    X = FAST_ROUTES[route](decode_json(body), predictor.feature_names, config["MAX_ROWS"])
+    X = FAST_ROUTES[route](decode_json(body), predictor.feature_names, config["MAX_ROWS"], predictor.table)
     prediction = predictor.predict(X)
     record = fast_record(environ, started, predictor, prediction, state)
     if route == "/api/": return record, orjson.dumps(prediction.classes, option=orjson.OPT_SERIALIZE_NUMPY), X
@@ -410,7 +410,7 @@ def fast_v2_answer(environ:dict, model_name:str, state, config) -> tuple:
     "`(record, body, X)` of a successful JSON V2 inference; raises whatever the Flask route would answer."
     started, body = time.perf_counter(), fast_body(environ, config)
     predictor = served_version(model_name, None, config["MODEL_NAME"], state.slot.current().ready())
-    checked = infer_request(decode_json(body), b"", predictor.feature_names, config["MAX_ROWS"])
+    checked = infer_request(decode_json(body), b"", predictor.feature_names, config["MAX_ROWS"], predictor.table)
     prediction = predictor.predict(checked.X)
     record = fast_record(environ, started, predictor, prediction, state)
     parameters = answer_parameters(predictor, checked.X, prediction, record.batch_id)

@@ -6,11 +6,11 @@
 __all__ = ['MAX_REPORT_BYTES', 'MAX_FIGURE_BYTES', 'PNG_SIGNATURE', 'FIGURE_TAG', 'CARD_PROSE_TAG', 'CARD_EXAMPLE_TAG', 'METRICS',
            'ENGINE_TEXT', 'STATIC', 'REPORT_CSS_FILE', 'REPORT_TAGS', 'REPORT_ATTRIBUTES', 'bp', 'OPEN_ENDPOINTS',
            'SWAGGER_FILES', 'read_report', 'cell_tags', 'cell_text', 'Figure', 'png_figure', 'caption_from_tag',
-           'report_figures', 'markdown_html', 'report_prose', 'report_example', 'ReportParts', 'file_stamp',
-           'report_parts', 'metric_rows', 'shown_number', 'feature_rows', 'data_facts', 'fallback_example',
-           'model_facts', 'model_card', 'report_css', 'clean_html', 'report_body', 'page_urls', 'served_card',
-           'content_policy', 'html_response', 'home', 'model_card_fragment', 'report', 'swagger_dir', 'docs',
-           'docs_asset']
+           'report_figures', 'markdown_html', 'report_prose', 'example_value', 'report_example', 'ReportParts',
+           'file_stamp', 'report_parts', 'metric_rows', 'shown_number', 'feature_rows', 'data_facts',
+           'fallback_example', 'model_facts', 'model_card', 'report_css', 'clean_html', 'report_body', 'page_urls',
+           'served_card', 'content_policy', 'html_response', 'home', 'model_card_fragment', 'report', 'swagger_dir',
+           'docs', 'docs_asset']
 
 # %% ../nbs/14_page.ipynb #65afba83
 import base64
@@ -114,15 +114,21 @@ def report_prose(notebook:dict) -> list:
             if isinstance(c, dict) and c.get("cell_type") == "markdown" and CARD_PROSE_TAG in cell_tags(c)]
 
 # %% ../nbs/14_page.ipynb #03f29f1c
+def example_value(value) -> bool:
+    "Whether a report's example value can fill the playground: a finite number, a short text, or None."
+    if value is None: return True
+    if isinstance(value, str): return len(value) <= 200
+    return type(value) in (int, float) and math.isfinite(value)
+
 def report_example(notebook:dict, feature_names:list) -> dict:
-    "The `card-example` cell's row (`features`, `class_name`, `source`), if it has a finite number for every feature."
+    """The `card-example` cell's row (`features`, `class_name`, `source`), if it has a value for every feature: a finite
+    number, a short text (a category), or null (a gap)."""
     for cell in notebook["cells"]:
         if CARD_EXAMPLE_TAG not in cell_tags(cell): continue
         for output in cell.get("outputs", []) if isinstance(cell.get("outputs"), list) else []:
             example = output.get("data", {}).get("application/json") if isinstance(output, dict) else None
             features = example.get("features") if isinstance(example, dict) else None
-            if isinstance(features, dict) and all(
-                    type(features.get(n)) in (int, float) and math.isfinite(features[n]) for n in feature_names):
+            if isinstance(features, dict) and all(n in features and example_value(features[n]) for n in feature_names):
                 return {"features": {n: features[n] for n in feature_names}, "source": str(example.get("source", "")),
                         "class_name": str(example.get("class_name", ""))}
     return None
@@ -180,15 +186,25 @@ def shown_number(x:float) -> str:
     return f"{x:.6g}"
 
 def feature_rows(manifest:dict, example:dict) -> list:
-    "Each feature's name, training range, median, slider step, and the example's value (else the median)."
+    """Each feature's name and kind; a number's training range, median, slider step, and the example's value (else the
+    median); a category's categories and the example's (else the most common). An empty value is a gap."""
     rows = []
     for f in manifest["features"]:
+        given = example["features"][f["name"]] if example else None
+        missing = bool(f.get("missing"))
+        if f.get("kind") == "category":
+            shares = f["shares"]
+            common = f["categories"][max(range(len(shares)), key=shares.__getitem__)] if shares else ""
+            rows.append(dict(name=f["name"], kind="category", categories=f["categories"], missing=missing,
+                             value=(given if isinstance(given, str) else "") if example else common))
+            continue
         quantiles = f.get("quantiles") or []
         median = quantiles[len(quantiles) // 2] if len(quantiles) % 2 else None
         middle = median if median is not None else (f["min"] + f["max"]) / 2
-        value = example["features"][f["name"]] if example else middle
-        rows.append(dict(name=f["name"], min=shown_number(f["min"]), max=shown_number(f["max"]),
-                         median=None if median is None else shown_number(median), value=shown_number(value),
+        value = given if example else middle
+        rows.append(dict(name=f["name"], kind="number", min=shown_number(f["min"]), max=shown_number(f["max"]),
+                         median=None if median is None else shown_number(median), missing=missing,
+                         value="" if value is None else shown_number(value),
                          step=shown_number((f["max"] - f["min"]) / 200 or 1)))
     return rows
 
@@ -207,7 +223,7 @@ def data_facts(manifest:dict) -> list:
 # %% ../nbs/14_page.ipynb #30e6ebce
 def fallback_example(manifest:dict) -> str:
     "What fills the playground when the report gives no example: the training medians, or the ranges' middles."
-    has_medians = all(len(f.get("quantiles") or []) % 2 for f in manifest["features"])
+    has_medians = all(len(f.get("quantiles") or []) % 2 for f in manifest["features"] if f.get("kind") != "category")
     return "the training medians" if has_medians else "the middle of each training range"
 
 # %% ../nbs/14_page.ipynb #1732c03a
@@ -231,8 +247,10 @@ def model_card(manifest:dict,  # a served version's manifest
                parts:ReportParts, # what its report gives
                model_name:str="wine") -> dict:
     "Everything the model card shows, from the manifest and the report."
+    table = ((manifest.get("lineage") or {}).get("data") or {}).get("table", "wine")
     return dict(
-        title=f"{model_name}: {model_facts(manifest)['steps']}, {len(manifest['class_names'])} classes",
+        title=f"{table if table != 'wine' else model_name}: {model_facts(manifest)['steps']}, "
+              f"{len(manifest['class_names'])} classes",
         model=model_facts(manifest),
         version=manifest["model_version"], model_class=manifest["model_class"], trained_at=manifest["trained_at"],
         training_seconds=manifest.get("training_seconds"), metrics=metric_rows(manifest["metrics"]),
@@ -240,7 +258,8 @@ def model_card(manifest:dict,  # a served version's manifest
         classes=manifest["class_names"], features=feature_rows(manifest, parts.example),
         example_source=parts.example["source"] if parts.example else fallback_example(manifest),
         example_class=parts.example["class_name"] if parts.example else None,
-        prose=parts.prose, figures=parts.figures,
+        prose=parts.prose if table == "wine" else (),  # the notebook's words on intended use are the wine data's
+        figures=parts.figures,
         report_problem=parts.problem and f"The training report cannot be shown: {parts.problem}.")
 
 # %% ../nbs/14_page.ipynb #8812e74f

@@ -6,9 +6,9 @@
 __all__ = ['FLOAT32_MAX', 'PLAIN_ROWS', 'PREDICT_FORMS', 'ROWS_FIELD', 'Body', 'ascii_digits', 'decode_json', 'holds_word',
            'string_count', 'writable', 'shown', 'describe', 'value_problem', 'row_problems', 'first_problems',
            'problem_text', 'invalid_input', 'out_of_range', 'number_rows', 'numeric_array', 'plain_value', 'plain_rows',
-           'rows_to_array', 'array_to_input', 'check_row_count', 'check_rows', 'name_problems', 'record_problems',
-           'records_to_array', 'columns_to_array', 'keys_text', 'tutorial_input', 'predict_input', 'Prediction',
-           'Predictor', 'load_predictor']
+           'TableInput', 'category_list', 'rows_to_array', 'array_to_input', 'check_row_count', 'check_rows',
+           'name_problems', 'record_problems', 'records_to_array', 'columns_to_array', 'keys_text', 'tutorial_input',
+           'predict_input', 'Prediction', 'Predictor', 'load_predictor']
 
 # %% ../nbs/06_predict.ipynb #0f3e03cd
 import json
@@ -21,6 +21,7 @@ from operator import itemgetter
 import numpy as np
 import orjson
 
+from .data import Features
 from .errors import MAX_DETAILS, EmptyBody, InvalidInput, InvalidJSON, TooManyRows
 from .engine import load_engine
 from .store import ServingFiles, verify_version
@@ -195,14 +196,55 @@ def plain_rows(rows:list, width:int, int_bits:int=None) -> np.ndarray:
             if not plain_value(value, int_bits): return None
     return np.array(rows, dtype=np.float32)
 
+# %% ../nbs/06_predict.ipynb #0f6c5b94
+class TableInput:
+    "How a table's values are read: per feature, a number or a category (as its code), and whether it may be missing."
+    def __init__(self, features:Features, # the served version's features
+                 missing_ok:list,          # per feature, whether the model fills a gap in it
+                ):
+        self.features, self.numeric = features, features.numeric
+        self.spec = {name: (features.codes.get(name), bool(ok)) for name, ok in zip(features.names, missing_ok)}
+
+    def value(self, value, name:str) -> tuple:
+        "`(number, problem)`: the value as the engine takes it (a category's code, NaN if missing), or what is wrong."
+        codes, missing_ok = self.spec[name]
+        if value is None:
+            return (math.nan, None) if missing_ok else (0.0, f"expected a {'category' if codes else 'number'}, got "
+                                                             "null: this model takes no missing value for it")
+        if codes is None: return float(value) if (problem := value_problem(value)) is None else 0.0, problem
+        if isinstance(value, str): return float(codes.get(value, -1)), None
+        if type(value) in (int, bool) and str(value) in codes: return float(codes[str(value)]), None  # a "True", a "75001"
+        return 0.0, f"expected a category as text ({category_list(list(codes))}), got {describe(value)}"
+
+    def rows(self, rows:list, names:list) -> np.ndarray:
+        "Rows of values in `names`' order as a float32 array; `InvalidInput` naming each bad row and feature."
+        X, problems = np.empty((len(rows), len(names)), dtype=np.float32), []
+        for i, row in enumerate(rows):
+            if not isinstance(row, (list, tuple)) or len(row) != len(names):
+                problems += row_problems(i, row, names)
+            else:
+                for j, (name, value) in enumerate(zip(names, row)):
+                    X[i, j], problem = self.value(value, name)
+                    if problem: problems.append({"row": i, "feature": name, "message": problem})
+            if len(problems) >= MAX_DETAILS: break
+        if problems: raise invalid_input(problems[:MAX_DETAILS])
+        return X
+
+def category_list(categories:list, most:int=5) -> str:
+    "A few categories for a message: `'basic', 'pro' or 'team'`, `'a', 'b', ... (12 in all)`."
+    shown_ones = ", ".join(map(shown, categories[:most]))
+    return f"one of {shown_ones}" + (f", ... ({len(categories)} in all)" if len(categories) > most else "")
+
 # %% ../nbs/06_predict.ipynb #6cb20ace
 def rows_to_array(rows:list,   # non-empty list of rows
                   names:list,  # feature names, in the order each row lists its values
                   fast:bool=True, # try numpy's batch conversion first (only if no boolean can hide in `rows`)
                   int_bits:int=None, # values must be integers of this many bits; None accepts any number
                   numbers_only:bool=False, # no string can hide in `rows` either (see `Body.strings`)
+                  table:TableInput=None, # a table's features, read by kind (None: numbers only)
                  ) -> np.ndarray:
     "Validated float32 `(len(rows), len(names))` array; `InvalidInput` naming each bad row and feature."
+    if table is not None: return table.rows(rows, names)
     if not fast: X = None
     elif len(rows) <= PLAIN_ROWS: X = plain_rows(rows, len(names), int_bits)
     elif numbers_only and not int_bits: X = number_rows(rows, len(names))
@@ -271,21 +313,23 @@ def record_problems(records:list, names:list, limit:int=MAX_DETAILS) -> list:
     return problems[:limit]
 
 # %% ../nbs/06_predict.ipynb #508a1012
-def records_to_array(records:list, names:list, fast:bool=True) -> np.ndarray:
+def records_to_array(records:list, names:list, fast:bool=True, table:TableInput=None) -> np.ndarray:
     "Records keyed by feature name as a validated array in model order."
     expected = set(names)
     if not all(isinstance(r, dict) and r.keys() == expected for r in records):
         raise invalid_input(record_problems(records, names))
-    return rows_to_array(list(map(itemgetter(*names), records)), names, fast)
+    rows = list(map(itemgetter(*names), records)) if len(names) > 1 and table is None \
+        else [[r[n] for n in names] for r in records]
+    return rows_to_array(rows, names, fast, table=table)
 
 # %% ../nbs/06_predict.ipynb #a8b842fb
-def columns_to_array(columns:list, data:list, names:list, fast:bool=True) -> np.ndarray:
+def columns_to_array(columns:list, data:list, names:list, fast:bool=True, table:TableInput=None) -> np.ndarray:
     "Columnar data as a validated array in model order; `columns` must name each feature once."
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InvalidInput(f"columns must be a list of feature names; got {describe(columns)}")
     problems = name_problems(columns, names, "column")
     if problems: raise InvalidInput(f"columns: {shown(problems[0]['feature'])}: {problems[0]['message']}", problems)
-    X = rows_to_array(data, columns, fast)
+    X = rows_to_array(data, columns, fast, table=table)
     order = [columns.index(name) for name in names]
     return X if order == sorted(order) else np.ascontiguousarray(X[:, order])
 
@@ -299,13 +343,16 @@ def keys_text(value:dict, most:int=5) -> str:
     return "the keys " + ", ".join(map(shown, islice(value, most))) + (f" (and {more} more)" if more > 0 else "")
 
 # %% ../nbs/06_predict.ipynb #07dd3653
-def tutorial_input(body:Body, names:list, max_rows:int) -> np.ndarray:
+def tutorial_input(body:Body, names:list, max_rows:int, table:TableInput=None) -> np.ndarray:
     "The tutorial's body, a list of rows in model feature order, as a validated array."
+    if table is not None and not table.numeric:
+        raise InvalidInput("this model's features include categories, which the tutorial's rows of numbers cannot "
+                           "hold: send records by feature name to /predict")
     check_rows(body.value, "the body", max_rows, len(names))
-    return rows_to_array(body.value, names, body.fast, numbers_only=body.strings == 0)
+    return rows_to_array(body.value, names, body.fast, numbers_only=body.strings == 0, table=table)
 
 # %% ../nbs/06_predict.ipynb #fbd13418
-def predict_input(body:Body, names:list, max_rows:int) -> np.ndarray:
+def predict_input(body:Body, names:list, max_rows:int, table:TableInput=None) -> np.ndarray:
     "A `/predict` body in any of its three forms, as a validated array in model order."
     value = body.value
     forms = [form for form in PREDICT_FORMS if isinstance(value, dict) and form in value]
@@ -314,9 +361,10 @@ def predict_input(body:Body, names:list, max_rows:int) -> np.ndarray:
                            f"got {describe(value) if not isinstance(value, dict) else keys_text(value)}")
     rows = value[ROWS_FIELD[forms[0]]]
     check_rows(rows, ROWS_FIELD[forms[0]], max_rows, len(names))
-    if forms[0] == "instances": return rows_to_array(rows, names, body.fast, numbers_only=body.strings == 1)  # the key
-    if forms[0] == "records": return records_to_array(rows, names, body.fast)
-    return columns_to_array(value["columns"], rows, names, body.fast)
+    if forms[0] == "instances":  # the key is the one string a body of numbers holds
+        return rows_to_array(rows, names, body.fast, numbers_only=body.strings == 1, table=table)
+    if forms[0] == "records": return records_to_array(rows, names, body.fast, table)
+    return columns_to_array(value["columns"], rows, names, body.fast, table)
 
 # %% ../nbs/06_predict.ipynb #5736101c
 @dataclass(slots=True)  # made on every request: a frozen dataclass's `__init__` costs 5x (a `__setattr__` a field)
@@ -341,8 +389,12 @@ class Predictor:
         self.single_tree = self.engine.single_tree  # then rows are answered per leaf, each leaf's answer made once
         if self.single_tree: self._keep_tree(self.engine.steps[0])
         features = served.manifest["features"]
-        self.ranges = [(f["min"], f["max"]) for f in features]  # the training range of each feature, as recorded
-        self.lower, self.upper = (np.array([f[end] for f in features], dtype=np.float32) for end in ("min", "max"))
+        self.features = Features(features)  # a category's range is its codes: -1, an unseen one, lies outside
+        self.table = None if self.features.numeric and not self.engine.missing_ok.any() \
+            else TableInput(self.features, self.engine.missing_ok)  # None: rows of numbers, on the fast paths
+        self.ranges = [(0, len(f["categories"]) - 1) if f.get("kind") == "category" else (f["min"], f["max"])
+                       for f in features]  # the training range of each feature, as recorded
+        self.lower, self.upper = (np.array(ends, dtype=np.float32) for ends in zip(*self.ranges))
         self._bounds = list(zip(self.lower.tolist(), self.upper.tolist()))  # the same float32 bounds, for one row
 
     def _keep_tree(self, tree):
@@ -390,9 +442,14 @@ class Predictor:
                           any(outside))
 
     def range_warnings(self, X:np.ndarray, prediction:Prediction) -> dict:
-        "Row -> `[{feature, value, min, max}]` for each row with a value outside its training range (bounds in)."
+        """Row -> `[{feature, value, min, max}]` for each row with a value outside its training range (bounds in),
+        `{feature, value: None, unseen_category: True}` for a category training never saw."""
         warnings = {}
         for i, j in zip(*np.nonzero(prediction.out_of_range)):
+            name = self.feature_names[j]
+            if name in self.features.categories:
+                warnings.setdefault(int(i), []).append({"feature": name, "value": None, "unseen_category": True})
+                continue
             low, high = self.ranges[j]
             warnings.setdefault(int(i), []).append({"feature": self.feature_names[j], "value": float(str(X[i, j])),
                                                     "min": low, "max": high})

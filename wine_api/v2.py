@@ -73,7 +73,7 @@ def v2_infer(model_name:str, model_version:str=None):
     body = read_body(request.environ, limit, config["BODY_TIMEOUT"])
     header, binary = split_binary(decompressed(body, headers.get("Content-Encoding", ""), limit),
                                   headers.get(HEADER_LENGTH))
-    checked = infer_request(decode_json(header), binary, predictor.feature_names, config["MAX_ROWS"])
+    checked = infer_request(decode_json(header), binary, predictor.feature_names, config["MAX_ROWS"], predictor.table)
     prediction = record_prediction(predictor, checked.X)
     answer, header_length = infer_response(model_name, predictor.version, checked, prediction,
                                            answer_parameters(predictor, checked.X, prediction,

@@ -9,6 +9,7 @@
   const percent = (p) => (100 * p).toFixed(1) + "%";
 
   function markRange(feature) {
+    if (feature.dataset.kind === "category") return;
     const input = feature.querySelector('input[type="number"]');
     const range = feature.querySelector(".range");
     range.dataset.text = range.dataset.text || range.textContent;
@@ -51,12 +52,18 @@
     table.hidden = false;
     result.querySelector("#result-warnings").replaceChildren(...(row.warnings || []).map((w) =>
       Object.assign(document.createElement("li"), {
-        textContent: `${w.feature} = ${w.value} is outside the training range ${w.min} to ${w.max}: the answer is an extrapolation.` })));
+        textContent: w.unseen_category ? `${w.feature}: a category the training rows never held; it is answered as none of the known ones.`
+          : `${w.feature} = ${w.value} is outside the training range ${w.min} to ${w.max}: the answer is an extrapolation.` })));
   }
 
   async function predict(form, result) {
     const record = {};
     form.querySelectorAll(".feature").forEach((feature) => {
+      if (feature.dataset.kind === "category") {
+        const choice = feature.querySelector("select").value;
+        record[feature.dataset.feature] = choice === "" ? null : choice;
+        return;
+      }
       const text = feature.querySelector('input[type="number"]').value.trim();
       record[feature.dataset.feature] = text === "" ? null : Number(text);
     });
@@ -90,7 +97,7 @@
   function wire(card) {
     const form = card.querySelector("#playground");
     const result = card.querySelector("#result");
-    form.querySelectorAll(".feature").forEach((feature) => {
+    form.querySelectorAll('.feature[data-kind="number"]').forEach((feature) => {
       const slider = feature.querySelector('input[type="range"]');
       const input = feature.querySelector('input[type="number"]');
       slider.addEventListener("input", () => { input.value = slider.value; markRange(feature); });
