@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DEFAULT_CONFIG', 'TEXT_SETTINGS', 'MODEL_NAME', 'LOG_FILE', 'LOG_OFF', 'OPEN_ENDPOINTS', 'load_config',
            'check_setting', 'check_config', 'verify_key', 'default_log_file', 'log_url', 'open_log', 'open_paths',
-           'create_app']
+           'table_model_name', 'create_app']
 
 # %% ../nbs/15_app.ipynb #383f4acd
 import math
@@ -27,7 +27,7 @@ DEFAULT_CONFIG = dict(
     MODEL_PATH=None,                    # a model store or version directory; None serves the bundled model
     MAX_ROWS=10_000,                    # most rows in one request (413 beyond)
     MAX_CONTENT_LENGTH=8 * 1024 * 1024, # largest request body in bytes (413 beyond)
-    MODEL_NAME="wine",                  # the model's name in the V2 protocol's routes
+    MODEL_NAME=None,                    # the model's name in the V2 routes; None: its table's (wine, bundled)
     RELOAD_INTERVAL=1.0,                # seconds between two looks at a store's CURRENT pointer
     BODY_TIMEOUT=10.0,                  # most seconds a request body may take to arrive (408 beyond)
     API_KEYS=None,                      # accepted API keys (a list, or comma-separated); None: no key needed
@@ -66,7 +66,7 @@ def check_config(config:dict):
     for name in ("RELOAD_INTERVAL", "BODY_TIMEOUT"):
         check_setting(config, name, number(config[name], int, float), "a positive number of seconds")
     name = config["MODEL_NAME"]
-    check_setting(config, "MODEL_NAME", isinstance(name, str) and MODEL_NAME.fullmatch(name),
+    check_setting(config, "MODEL_NAME", name is None or isinstance(name, str) and MODEL_NAME.fullmatch(name),
                   "letters, digits, '.', '_' or '-'")
     path = config["MODEL_PATH"]
     check_setting(config, "MODEL_PATH", path is None or isinstance(path, (str, Path)) and str(path).strip(), "a path")
@@ -124,6 +124,14 @@ def open_paths(app:Flask) -> frozenset:
     "The paths of the routes that never need a key."
     return frozenset(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in OPEN_ENDPOINTS)
 
+# %% ../nbs/15_app.ipynb #8d9775fc
+def table_model_name(model) -> str:
+    "The V2 name of a served model: its table's name (the training file's stem) as a route takes it, else `wine`."
+    try: table = model.ready().artifact.manifest["lineage"]["data"]["table"]
+    except Exception: return "wine"  # no model loaded yet, or a version saved before tables had names
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(table)).strip("-._")[:64]
+    return name if MODEL_NAME.fullmatch(name or "") else "wine"
+
 # %% ../nbs/15_app.ipynb #f5484a08
 def create_app(config:dict=None, # settings that override the defaults and the environment
               ) -> Flask:
@@ -135,6 +143,7 @@ def create_app(config:dict=None, # settings that override the defaults and the e
     slot = ModelSlot(app.config["MODEL_PATH"] or bundled_model_dir(), app.config["RELOAD_INTERVAL"],
                      verify_key(app.config))
     if slot.model.error: app.logger.error("no model loaded: %s", slot.model.error)
+    if app.config["MODEL_NAME"] is None: app.config["MODEL_NAME"] = table_model_name(slot.model)
     keys = ops.ApiKeys(ops.configured_keys(app.config["API_KEYS"], app.config["API_KEY_FILE"]))
     app.extensions["wine_api"] = AppState(slot, keys, error_forms={v2.bp.url_prefix: v2.V2_ERRORS},
                                           open_endpoints=OPEN_ENDPOINTS, open_paths=open_paths(app),

@@ -497,7 +497,8 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
               help="Model store or version directory (KServe's /mnt/models is either)  [default: the bundled model]")
 @click.option("--max-rows", type=click.IntRange(1), help="Most rows in one request  [default: 10000]")
 @click.option("--max-body-bytes", type=click.IntRange(1), help="Largest request body  [default: 8 MiB]")
-@click.option("--model-name", help="The model's name in the V2 protocol's routes  [default: wine]")
+@click.option("--model-name", help="The model's name in the V2 protocol's routes  [default: its table's name, e.g. "
+                                   "wine for the bundled model]")
 @click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Accepted API keys, one per line (or WINE_API_API_KEYS=k1,k2); health routes stay open.")
 @click.option("--verify-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -136,8 +136,9 @@ def feedback_schemas(class_names:list) -> dict:
     items = {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_FEEDBACK_ITEMS}
     result = {"type": "object", "required": ["prediction_id", "status"], "properties": {
         "prediction_id": {"type": "string"}, "status": {"enum": ["created", "unchanged"]}}}
-    feature = {"type": "object", "properties": {"out_of_range_rate": {"type": ["number", "null"]},
-                                                "psi": {"type": ["number", "null"]}}}
+    feature = {"type": "object", "properties": {  # a category's out-of-range rate is its share of unseen categories
+        "out_of_range_rate": {"type": ["number", "null"]}, "psi": {"type": ["number", "null"]},
+        "shares": {"type": ["object", "null"], "additionalProperties": {"type": "number"}}}}
     figures = {"type": "object", "required": ["model_version", "predictions", "labelled", "accuracy", "macro_f1",
                                               "features"], "properties": {
         "model_version": {"type": "integer"}, "predictions": {"type": "integer"}, "labelled": {"type": "integer"},

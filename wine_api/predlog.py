@@ -8,10 +8,10 @@ __all__ = ['log', 'RANDOM', 'PREDICTION_ID', 'METADATA', 'BATCHES', 'FEEDBACK', 
            'new_batch_id', 'batch_time', 'parse_prediction_id', 'prediction_ids', 'sqlite_pragmas', 'redacted',
            'open_engine', 'database_url', 'missing_file', 'create_tables', 'reachable', 'LoggedBatch', 'answer_table',
            'row_answers', 'StoredBatches', 'expand', 'FeedbackItem', 'label_index', 'item_problems', 'feedback_items',
-           'bin_index', 'drift_bins', 'macro_f1', 'psi', 'version_figures', 'PredictionLog', 'add', 'start_os_thread',
-           'os_lock', 'wake', 'rows_statement', 'insert_rows', 'flush', 'close', 'read_batches', 'predictions',
-           'missing_items', 'wait_for_batches', 'check_found', 'check_no_conflict', 'store_feedback', 'LabelledRows',
-           'labelled_rows', 'prediction', 'figures', 'prune']
+           'bin_index', 'drift_bins', 'macro_f1', 'psi', 'shares_psi', 'category_figures', 'version_figures',
+           'PredictionLog', 'add', 'start_os_thread', 'os_lock', 'wake', 'rows_statement', 'insert_rows', 'flush',
+           'close', 'read_batches', 'predictions', 'missing_items', 'wait_for_batches', 'check_found',
+           'check_no_conflict', 'store_feedback', 'LabelledRows', 'labelled_rows', 'prediction', 'figures', 'prune']
 
 # %% ../nbs/03_predlog.ipynb #e47f9ff5
 import atexit
@@ -330,12 +330,34 @@ def psi(values:np.ndarray, # recent values of one feature
         feature:dict,      # its manifest entry, with `quantiles` and `bin_shares`
        ) -> float:
     "The population stability index of `values` against the feature's training bins (None: no bins, few values)."
+    values = values[~np.isnan(values)]  # a gap has no bin: the share of gaps is a figure of its own
     if "bin_shares" not in feature or len(values) < MIN_DRIFT_ROWS: return None
     expected = np.asarray(feature["bin_shares"])
     edges = np.unique(feature["quantiles"])
     actual = np.bincount(bin_index(values, edges), minlength=len(expected)) / len(values)
     actual, expected = np.clip(actual, 1e-4, None), np.clip(expected, 1e-4, None)
+    return shares_psi(actual, expected)
+
+def shares_psi(actual:np.ndarray, expected:np.ndarray) -> float:
+    "The population stability index of two sets of shares over the same bins (a share under 1e-4 counts as 1e-4)."
+    actual, expected = np.clip(actual, 1e-4, None), np.clip(expected, 1e-4, None)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+def category_figures(codes:np.ndarray, # recent values of one categorical feature, as codes (-1 unseen, NaN missing)
+                     feature:dict,     # its manifest entry, with `categories`, `shares` and `missing`
+                    ) -> dict:
+    """A category's drift: the share of unseen categories (its "out of range"), the shares of the categories and of
+    gaps in recent rows, and their PSI against training (a bin per category, one for gaps, one for unseen ones)."""
+    k, n = len(feature["categories"]), len(codes)
+    if not n: return {"out_of_range_rate": None, "psi": None, "shares": None}
+    gaps, unseen = np.isnan(codes), codes == -1
+    counts = np.bincount(codes[~gaps & ~unseen].astype(np.int64), minlength=k)[:k]
+    actual = np.append(counts, [gaps.sum(), unseen.sum()]) / n
+    expected = np.append(feature["shares"], [feature.get("missing", 0.0), 0.0])
+    return {"out_of_range_rate": float(unseen.mean()),
+            "psi": shares_psi(actual, expected) if n >= MIN_DRIFT_ROWS else None,
+            "shares": {**dict(zip(feature["categories"], actual[:k].tolist())), "(missing)": float(actual[k]),
+                       "(unseen)": float(actual[k + 1])}}
 
 # %% ../nbs/03_predlog.ipynb #c3f048f3
 def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction id -> label, for the rows labelled
@@ -348,6 +370,9 @@ def version_figures(version:int, rows:StoredBatches, labels:dict, # prediction i
     predicted = rows.classes[labelled]
     X, figures = rows.inputs, {}
     for j, feature in enumerate(features):
+        if feature.get("kind") == "category":
+            figures[feature["name"]] = category_figures(X[:, j].astype(np.float64), feature)
+            continue
         outside = ((X[:, j] < np.float32(feature["min"])) | (X[:, j] > np.float32(feature["max"]))
                    if "min" in feature and len(X) else np.zeros(0, bool))
         figures[feature["name"]] = {"out_of_range_rate": float(outside.mean()) if len(outside) else None,
