@@ -168,7 +168,7 @@ TENSOR = {"name": "input-0", "shape": [2, 13], "datatype": "FP32", "data": ROW *
 INFER = "/v2/models/wine/infer"
 BAD_V2_REQUESTS = [  # (name, method, path, body, headers, status, words in the error)
     ("wrong shape", "POST", INFER, infer_body([{**TENSOR, "shape": [2, 12]}]), {}, 400, "has shape [2, 12]; send one input of shape [n, 13]"),
-    ("wrong datatype", "POST", INFER, infer_body([{**TENSOR, "datatype": "BYTES"}]), {}, 400, "datatype 'BYTES' is not accepted"),
+    ("wrong datatype", "POST", INFER, infer_body([{**TENSOR, "datatype": "FP16"}]), {}, 400, "datatype 'FP16' is not accepted"),
     ("data shorter than shape", "POST", INFER, infer_body([{**TENSOR, "data": ROW * 2 + [1]}]), {}, 400, "data has 27 values; shape [2, 13] needs 26"),
     ("nested rows fewer than shape", "POST", INFER, infer_body([{**TENSOR, "data": [ROW]}]), {}, 400, "data has 1 rows; shape [2, 13] says 2"),
     ("a string value", "POST", INFER, infer_body([{**TENSOR, "data": ROW + ROW[:12] + ["660"]}]), {}, 400,

@@ -132,8 +132,9 @@ def openapi():
     "This API's OpenAPI 3.1 description, for the model served now (its server: the prefix it is mounted under)."
     state = app_state()
     predictor = state.slot.current().predictor
-    document = openapi_document(predictor.feature_names if predictor else [],
+    document = openapi_document(predictor.artifact.manifest["features"] if predictor else [],
                                 predictor.class_names if predictor else [], current_app.config["MAX_ROWS"],
-                                bool(state.keys), state.open_paths)
+                                bool(state.keys), state.open_paths,
+                                predictor.engine.missing_ok.tolist() if predictor else None)
     if request.script_root: document["servers"] = [{"url": request.script_root}]  # mounted under a prefix
     return json_response(document)

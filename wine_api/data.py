@@ -83,7 +83,8 @@ def read_frame(path) -> pd.DataFrame:
     try:
         columns = file_columns(path, kind)
         twice = sorted({c for c in columns if columns.count(c) > 1})
-        if twice: raise TableError(f"{path.name}: the column {twice[0]!r} appears more than once; name each column once")
+        if twice:
+            raise TableError(f"{path.name}: the column {twice[0]!r} appears more than once; name each column once")
         frame = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, encoding="utf-8-sig")
     except TableError: raise
     except Exception as e:
@@ -214,7 +215,7 @@ class Features:
         return A
 
     def decode(self, A:np.ndarray) -> pd.DataFrame:
-        "The rows `encode` gave as a DataFrame scikit-learn takes: codes back to text, others to a text no category has."
+        "The rows `encode` gave, as a DataFrame scikit-learn takes: codes back to text, others to a text none has."
         columns = {}
         for j, name in enumerate(self.names):
             if name not in self.categories: columns[name] = A[:, j].astype(np.float64); continue

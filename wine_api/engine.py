@@ -695,7 +695,8 @@ def read_part(spec, arrays, prefix, n_features:int, features:list) -> Part:
         fill = _array(arrays, prefix + "fill", "f", (len(columns),)) if _setting(spec, "fill", [True, False]) else None
         indicate = _array(arrays, prefix + "indicate", "i", (None,)) if _setting(spec, "indicate", [True, False]) \
             else None
-        if indicate is not None and (len(indicate) > len(columns) or ((indicate < 0) | (indicate >= len(columns))).any()):
+        if indicate is not None and (len(indicate) > len(columns)
+                                     or ((indicate < 0) | (indicate >= len(columns))).any()):
             raise _Bad("a part indicates columns it does not take")
         width = len(columns) + (0 if indicate is None else len(indicate))
         scale = read_elementwise(spec, arrays, prefix, width)[0] if spec.get("ops") is not None else None
@@ -716,7 +717,8 @@ def read_part(spec, arrays, prefix, n_features:int, features:list) -> Part:
 def read_columns(spec, arrays, prefix, width, features:list=None) -> tuple:
     parts = spec.get("parts")
     if features is None or len(features) != width: raise _Bad("a columns step needs the manifest's features")
-    if not isinstance(parts, list) or not 1 <= len(parts) <= 64: raise _Bad("a columns step's parts are not a short list")
+    if not isinstance(parts, list) or not 1 <= len(parts) <= 64:
+        raise _Bad("a columns step's parts are not a short list")
     step = Columns([read_part(p if isinstance(p, dict) else {}, arrays, f"{prefix}p{k}.", width, features)
                     for k, p in enumerate(parts)], width)
     return step, sum(part.width for part in step.parts)

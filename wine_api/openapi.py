@@ -4,17 +4,17 @@
 
 # %% auto #0
 __all__ = ['REST_REASONS', 'V2_REASONS', 'NUMBER', 'PATH_PARAMETERS', 'BEARER', 'ref', 'json_content', 'json_request',
-           'error_responses', 'rows_schema', 'predict_request_schema', 'predict_response_schema', 'model_info_schema',
-           'error_schema', 'rest_schemas', 'feedback_schemas', 'operation', 'rest_paths', 'v2_tensor_schemas',
-           'v2_schemas', 'v2_errors', 'v2_infer_operation', 'with_path_parameters', 'v2_paths', 'ops_paths',
-           'require_keys', 'openapi_document']
+           'error_responses', 'value_schema', 'feature_schemas', 'names_of', 'rows_schema', 'predict_request_schema',
+           'predict_response_schema', 'model_info_schema', 'error_schema', 'rest_schemas', 'feedback_schemas',
+           'operation', 'rest_paths', 'v2_tensor_schemas', 'v2_schemas', 'v2_errors', 'v2_infer_operation',
+           'with_path_parameters', 'v2_paths', 'ops_paths', 'require_keys', 'openapi_document']
 
 # %% ../nbs/10_openapi.ipynb #5a03b66e
 import wine_api
 from .predict import FLOAT32_MAX
 from .predlog import MAX_FEEDBACK_ITEMS
 from .serving import PUBLIC_MANIFEST
-from .tensors import DATATYPES, HEADER_LENGTH, OUTPUTS
+from .tensors import DATATYPES, HEADER_LENGTH, OUTPUTS, TEXT
 
 # %% ../nbs/10_openapi.ipynb #dfeb2167
 def ref(name:str) -> dict: return {"$ref": f"#/components/schemas/{name}"}
@@ -49,49 +49,80 @@ def error_responses(*statuses, schema:str="Error", reasons:dict=REST_REASONS) ->
 # %% ../nbs/10_openapi.ipynb #514d0d5e
 NUMBER = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}  # the model computes in float32
 
-def rows_schema(feature_names:list, max_rows:int,
+def value_schema(feature, # a manifest's feature (or only its name: a number)
+                 missing_ok:bool=False, # whether the model fills a gap in it (then `null` is a value)
+                ) -> dict:
+    "The JSON Schema of one feature's value: a number in float32's range, or a category's text; `null` for a gap."
+    feature = {"name": feature} if isinstance(feature, str) else feature
+    if feature.get("kind") == "category":
+        known = feature["categories"]
+        schema = {"type": "string", "examples": known[:5], "description": f"a category, one of {len(known)} seen in "
+                  f"training ({', '.join(known[:10])}{', ...' if len(known) > 10 else ''}); another is answered too, "
+                  "with a warning"}
+    else: schema = dict(NUMBER)
+    return {**schema, "type": [schema["type"], "null"]} if missing_ok else schema
+
+def feature_schemas(features:list, missing_ok=None) -> list:
+    "Each feature's value schema, in order (`missing_ok`: per feature, whether a gap is taken; None: never)."
+    return [value_schema(f, bool(missing_ok and missing_ok[j])) for j, f in enumerate(features)]
+
+def names_of(features:list) -> list: return [f if isinstance(f, str) else f["name"] for f in features]
+
+def rows_schema(features:list, max_rows:int,
                 described:bool=True, # say the features' order (not where a `columns` list says it)
+                missing_ok=None,     # per feature, whether the model fills a gap in it
                ) -> dict:
     "A list of 1 to `max_rows` rows, each the features' values in order."
-    n = len(feature_names)
-    row = {"type": "array", "items": NUMBER, "minItems": n, "maxItems": n}
-    if described: row["description"] = f"{n} numbers in this order: {', '.join(feature_names)}"
+    n, values = len(features), feature_schemas(features, missing_ok)
+    row = {"type": "array", "minItems": n, "maxItems": n}
+    if all(v == NUMBER for v in values): row["items"] = NUMBER
+    else: row.update(prefixItems=values, items=False)
+    if described: row["description"] = f"{n} values in this order: {', '.join(names_of(features))}"
     return {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}
 
 # %% ../nbs/10_openapi.ipynb #8a649919
-def predict_request_schema(feature_names:list, max_rows:int) -> dict:
+def predict_request_schema(features:list, max_rows:int, missing_ok=None) -> dict:
     "`/predict`'s body: instances, records, or columns with data."
-    n, rows = len(feature_names), rows_schema(feature_names, max_rows)
-    record = {"type": "object", "properties": {f: NUMBER for f in feature_names}, "required": feature_names,
+    names, values = names_of(features), feature_schemas(features, missing_ok)
+    n, rows = len(names), rows_schema(features, max_rows, missing_ok=missing_ok)
+    record = {"type": "object", "properties": dict(zip(names, values)), "required": names,
               "additionalProperties": False}
-    columns = {"type": "array", "items": {"enum": feature_names}, "minItems": n, "maxItems": n, "uniqueItems": True}
+    any_value = {"anyOf": list({str(v): v for v in values}.values())} if values else NUMBER
+    data = {"type": "array", "minItems": 1, "maxItems": max_rows,  # in the order `columns` gives
+            "items": {"type": "array", "items": any_value, "minItems": n, "maxItems": n}}
+    columns = {"type": "array", "items": {"enum": names}, "minItems": n, "maxItems": n, "uniqueItems": True}
     form = lambda title, **properties: {"title": title, "type": "object", "required": list(properties),
                                         "additionalProperties": False, "properties": properties}
     return {"oneOf": [form("instances", instances=rows),
                       form("records", records={"type": "array", "items": record, "minItems": 1, "maxItems": max_rows}),
-                      form("columns", columns=columns, data=rows_schema(feature_names, max_rows, described=False))]}
+                      form("columns", columns=columns, data=data)]}
 
 # %% ../nbs/10_openapi.ipynb #04812ee7
 def predict_response_schema(class_names:list) -> dict:
     "`/predict`'s answer: the model version, and per row its class, class name and probabilities."
     probabilities = {"type": "object", "required": class_names, "additionalProperties": False,
                      "properties": {c: {"type": "number", "minimum": 0, "maximum": 1} for c in class_names}}
-    warning = {"type": "object", "required": ["feature", "value", "min", "max"], "properties": {
-        "feature": {"type": "string"}, "value": {"type": "number"}, "min": {"type": "number"},
-        "max": {"type": "number"}}}
+    warning = {"oneOf": [
+        {"type": "object", "required": ["feature", "value", "min", "max"], "properties": {
+            "feature": {"type": "string"}, "value": {"type": "number"}, "min": {"type": "number"},
+            "max": {"type": "number"}}},
+        {"type": "object", "required": ["feature", "value", "unseen_category"], "properties": {
+            "feature": {"type": "string"}, "value": {"type": "null"}, "unseen_category": {"const": True}}}]}
     prediction = {"type": "object", "required": ["class", "class_name", "probabilities", "warnings"], "properties": {
         "id": {"type": "string", "description": "the prediction's id, for POST /feedback (when a log is kept)"},
         "class": {"type": "integer"}, "class_name": {"enum": class_names}, "probabilities": probabilities,
         "warnings": {"type": "array", "items": warning,
-                     "description": "the row's values outside the training range of the model version"}}}
+                     "description": "the row's values outside the training range of the model version, and its "
+                                    "categories that training never saw"}}}
     return {"type": "object", "required": ["model_version", "predictions"], "properties": {
         "model_version": {"type": "integer"}, "predictions": {"type": "array", "items": prediction}}}
 
 # %% ../nbs/10_openapi.ipynb #7ca8e27e
 def model_info_schema() -> dict:
     "`/model`'s answer: the public part of the manifest."
-    feature = {"type": "object", "required": ["name", "min", "max"],
-               "properties": {"name": {"type": "string"}, "min": NUMBER, "max": NUMBER}}
+    feature = {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "kind": {"enum": ["number", "category"]}, "min": NUMBER, "max": NUMBER,
+        "categories": {"type": "array", "items": {"type": "string"}}, "missing": {"type": "number"}}}
     required = [k for k in PUBLIC_MANIFEST if k not in ("lineage", "estimator")]  # older versions have neither
     return {"type": "object", "required": required, "properties": {
         "model_version": {"type": "integer"}, "model_class": {"type": "string"}, "trained_at": {"type": "string"},
@@ -115,10 +146,14 @@ def error_schema() -> dict:
             "details": {"type": "array", "items": detail}}}}}
 
 # %% ../nbs/10_openapi.ipynb #e8f9f3f4
-def rest_schemas(feature_names:list, class_names:list, max_rows:int) -> dict:
+def rest_schemas(features:list, class_names:list, max_rows:int, missing_ok=None) -> dict:
     "The schemas of the REST routes."
-    return {"Rows": rows_schema(feature_names, max_rows),
-            "PredictRequest": predict_request_schema(feature_names, max_rows),
+    categories = any(not isinstance(f, str) and f.get("kind") == "category" for f in features)
+    rows = {"not": {}, "description": "this model's features include categories, which the tutorial's rows of numbers "
+            "cannot hold: every body is refused here; send records to /predict"} if categories \
+        else rows_schema(features, max_rows, missing_ok=missing_ok)
+    return {"Rows": rows,
+            "PredictRequest": predict_request_schema(features, max_rows, missing_ok),
             "Classes": {"type": "array", "items": {"type": "integer"}},
             "PredictResponse": predict_response_schema(class_names),
             "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
@@ -178,7 +213,8 @@ def rest_paths() -> dict:
                                    "200": json_content("FeedbackResponse", "These labels were stored already"),
                                    **error_responses(400, 404, 409, 413, 415, 422, 503)}),
         "/monitoring": operation("Figures per model version over a time window", "monitoring", parameters=[
-            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string", "minLength": 1},
+             "description": text}
             for name, text in (("window", "a duration like 90s, 15m, 24h (the default) or 7d"),
                                ("since", "start: ISO 8601 or seconds since the epoch"),
                                ("until", "end: ISO 8601 or seconds since the epoch (default: now)"))],
@@ -191,11 +227,12 @@ def rest_paths() -> dict:
         "/openapi.json": operation("This description", "openapi", {"200": document})}
 
 # %% ../nbs/10_openapi.ipynb #17c179c2
-def v2_tensor_schemas(feature_names:list) -> dict:
+def v2_tensor_schemas(features:list) -> dict:
     "The V2 schemas of tensors: in metadata, in a request, in an answer."
     shape = {"type": "array", "items": {"type": "integer"}}
-    name = (f"any name for one [n, {len(feature_names)}] input; the feature's name for one [n] input per feature "
-            f"({', '.join(feature_names)})")
+    feature_names = names_of(features)
+    name = (f"any name for one [n, {len(feature_names)}] input of numbers; the feature's name for one [n] input per "
+            f"feature ({', '.join(feature_names)}), {TEXT} for a category")
     return {
         "V2MetadataTensor": {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
             "name": {"type": "string"}, "datatype": {"type": "string"}, "shape": shape,
@@ -203,7 +240,7 @@ def v2_tensor_schemas(feature_names:list) -> dict:
         "V2RequestInput": {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
             "name": {"type": "string", "description": name},
             "shape": {**shape, "minItems": 1, "maxItems": 2, "items": {"type": "integer", "minimum": 0}},
-            "datatype": {"enum": list(DATATYPES)},
+            "datatype": {"enum": [*DATATYPES, TEXT]},
             "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer", "minimum": 0}}},
             "data": {"type": "array", "description": "the values, flat in row-major order or nested rows"}}},
         "V2RequestOutput": {"type": "object", "required": ["name"], "properties": {
@@ -215,7 +252,7 @@ def v2_tensor_schemas(feature_names:list) -> dict:
             "data": {"type": "array", "items": {"type": "number"}}}}}
 
 # %% ../nbs/10_openapi.ipynb #2b485f40
-def v2_schemas(feature_names:list) -> dict:
+def v2_schemas(features:list) -> dict:
     "The schemas of the V2 routes."
     strings = {"type": "array", "items": {"type": "string"}}
     obj = lambda required, **properties: {"type": "object", "required": required, "properties": properties}
@@ -239,9 +276,9 @@ def v2_schemas(feature_names:list) -> dict:
                                model_version={"type": "string"}, id={"type": "string"},
                                parameters={"type": "object", "properties": {
                                    "prediction_ids": strings, "out_of_range": {"type": "array", "items": {
-                                       "type": "object", "required": ["row", "feature", "value", "min", "max"]}}}},
+                                       "type": "object", "required": ["row", "feature", "value"]}}}},
                                outputs={"type": "array", "items": ref("V2ResponseOutput")}),
-        **v2_tensor_schemas(feature_names)}
+        **v2_tensor_schemas(features)}
 
 # %% ../nbs/10_openapi.ipynb #d35ab8fa
 def v2_errors(*statuses) -> dict: return error_responses(*statuses, schema="V2Error", reasons=V2_REASONS)
@@ -312,18 +349,23 @@ def require_keys(document:dict, # the document, changed in place
             else: o["responses"].update(v2_errors(401) if path.startswith("/v2") else error_responses(401))
 
 # %% ../nbs/10_openapi.ipynb #37f50d23
-def openapi_document(feature_names:list, # the served model's features, in order ([] when none is loaded)
+def openapi_document(features:list, # the served model's features (manifest entries, or names of numbers), in order
                      class_names:list,   # its classes
                      max_rows:int,       # most rows per request
                      keys:bool=False,    # whether the server needs API keys
                      open_paths=(),      # the routes open without a key
+                     missing_ok=None,    # per feature, whether the model fills a gap in it (None: never)
+                     title:str="wine_api", # what the document describes
                     ) -> dict:
-    "The OpenAPI 3.1 description of every route of the app."
+    "The OpenAPI 3.1 description of every route of the app, generated from the served model's features and classes."
+    names = names_of(features)
+    what = (f"Predict the class ({', '.join(class_names[:6])}{', ...' if len(class_names) > 6 else ''}) from "
+            f"{len(names)} features: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''}.") if names \
+        else "No model is loaded yet."
     document = {"openapi": "3.1.0",
-                "info": {"title": "wine_api", "version": wine_api.__version__,
-                         "description": "Predict the cultivar of a wine from 13 chemical measurements."},
+                "info": {"title": title, "version": wine_api.__version__, "description": what},
                 "paths": {**rest_paths(), **v2_paths(class_names, max_rows), **ops_paths()},
-                "components": {"schemas": {**rest_schemas(feature_names, class_names, max_rows),
-                                           **v2_schemas(feature_names)}}}
+                "components": {"schemas": {**rest_schemas(features, class_names, max_rows, missing_ok),
+                                           **v2_schemas(features)}}}
     if keys: require_keys(document, open_paths)
     return document

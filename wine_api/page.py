@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['MAX_REPORT_BYTES', 'MAX_FIGURE_BYTES', 'PNG_SIGNATURE', 'FIGURE_TAG', 'CARD_PROSE_TAG', 'CARD_EXAMPLE_TAG', 'METRICS',
-           'ENGINE_TEXT', 'STATIC', 'REPORT_CSS_FILE', 'REPORT_TAGS', 'REPORT_ATTRIBUTES', 'bp', 'OPEN_ENDPOINTS',
-           'SWAGGER_FILES', 'read_report', 'cell_tags', 'cell_text', 'Figure', 'png_figure', 'caption_from_tag',
-           'report_figures', 'markdown_html', 'report_prose', 'example_value', 'report_example', 'ReportParts',
-           'file_stamp', 'report_parts', 'metric_rows', 'shown_number', 'feature_rows', 'data_facts',
+           'ENGINE_TEXT', 'STATIC', 'REPORT_CSS_FILE', 'REPORT_TAGS', 'REPORT_ATTRIBUTES', 'EXPLORE_TAG', 'bp',
+           'OPEN_ENDPOINTS', 'SWAGGER_FILES', 'read_report', 'cell_tags', 'cell_text', 'Figure', 'png_figure',
+           'caption_from_tag', 'report_figures', 'markdown_html', 'report_prose', 'example_value', 'report_example',
+           'ReportParts', 'file_stamp', 'report_parts', 'metric_rows', 'shown_number', 'feature_rows', 'data_facts',
            'fallback_example', 'model_facts', 'model_card', 'report_css', 'clean_html', 'report_body', 'page_urls',
-           'served_card', 'content_policy', 'html_response', 'home', 'model_card_fragment', 'report', 'swagger_dir',
-           'docs', 'docs_asset']
+           'served_card', 'content_policy', 'html_response', 'home', 'model_card_fragment', 'report', 'exploration',
+           'swagger_dir', 'docs', 'docs_asset']
 
 # %% ../nbs/14_page.ipynb #65afba83
 import base64
@@ -28,7 +28,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from markupsafe import Markup
 
 from .errors import ReportUnavailable
-from .store import REPORT_FILE, serving_engine
+from .store import EXPLORATION_FILE, REPORT_FILE, serving_engine
 from .web import app_state, served_model
 
 # %% ../nbs/14_page.ipynb #de1fe5d1
@@ -245,7 +245,9 @@ def model_facts(manifest:dict) -> dict:
 # %% ../nbs/14_page.ipynb #b9a49fcb
 def model_card(manifest:dict,  # a served version's manifest
                parts:ReportParts, # what its report gives
-               model_name:str="wine") -> dict:
+               model_name:str="wine",
+               explored:bool=False, # whether the version keeps an exploration of its table
+              ) -> dict:
     "Everything the model card shows, from the manifest and the report."
     table = ((manifest.get("lineage") or {}).get("data") or {}).get("table", "wine")
     return dict(
@@ -260,7 +262,8 @@ def model_card(manifest:dict,  # a served version's manifest
         example_class=parts.example["class_name"] if parts.example else None,
         prose=parts.prose if table == "wine" else (),  # the notebook's words on intended use are the wine data's
         figures=parts.figures,
-        report_problem=parts.problem and f"The training report cannot be shown: {parts.problem}.")
+        report_problem=parts.problem and f"The training report cannot be shown: {parts.problem}.",
+        exploration=explored)
 
 # %% ../nbs/14_page.ipynb #8812e74f
 STATIC = Path(find_spec("wine_api").origin).parent/"static"  # the package's own assets
@@ -286,9 +289,10 @@ def clean_html(html:str) -> str:
 
 # %% ../nbs/14_page.ipynb #ae3c73bd
 @lru_cache(maxsize=4)
-def _report_body(path:Path, stamp:tuple) -> str:
+def _report_body(path:Path, stamp:tuple, tag:str=None) -> str:
     notebook, problem = read_report(path)
     if notebook is None: raise ReportUnavailable(problem)
+    if tag: notebook = {**notebook, "cells": [c for c in notebook["cells"] if tag in cell_tags(c)]}
     from nbconvert import HTMLExporter  # here: a heavy import, for one rarely asked page
     import nbformat
     try: node = nbformat.reads(json.dumps(notebook), as_version=4)  # joins the sources' lines, as the exporter expects
@@ -299,10 +303,12 @@ def _report_body(path:Path, stamp:tuple) -> str:
     except Exception: raise ReportUnavailable("its training report could not be rendered") from None
     return clean_html(body)
 
-def report_body(version_path:Path) -> Markup:
-    "The executed training notebook of `version_path` as sanitized HTML cells; `ReportUnavailable` if there is none."
-    path = Path(version_path)/REPORT_FILE
-    return Markup(_report_body(path, file_stamp(path)))
+EXPLORE_TAG = "explore"  # the data chapter's cells that explore a table: what its report shows
+
+def report_body(version_path:Path, name:str=REPORT_FILE) -> Markup:
+    "A report of `version_path` (its training, or its table's exploration) as safe HTML; `ReportUnavailable` if none."
+    path = Path(version_path)/name
+    return Markup(_report_body(path, file_stamp(path), EXPLORE_TAG if name == EXPLORATION_FILE else None))
 
 # %% ../nbs/14_page.ipynb #dcfa0f67
 bp = Blueprint("page", __name__, static_folder="static", static_url_path="/assets", template_folder="templates")
@@ -312,14 +318,15 @@ OPEN_ENDPOINTS = {"page.home", "page.docs", "page.static", "page.docs_asset"}  #
 def page_urls() -> dict:
     "The URLs the pages' scripts call, with the prefix the server is mounted under (`SCRIPT_NAME`)."
     return dict(predict=url_for("wine_api.predict"), card=url_for("page.model_card_fragment"),
-                report=url_for("page.report"), model=url_for("wine_api.model_info"),
+                report=url_for("page.report"), exploration=url_for("page.exploration"),
+                model=url_for("wine_api.model_info"),
                 openapi=url_for("wine_api.openapi"), docs=url_for("page.docs"))
 
 def served_card() -> dict:
     "The card of the version served now (a `ModelUnavailable` error when none is loaded)."
     predictor = served_model().ready()
     return model_card(predictor.artifact.manifest, report_parts(predictor.artifact.path, predictor.feature_names),
-                      current_app.config["MODEL_NAME"])
+                      current_app.config["MODEL_NAME"], (Path(predictor.artifact.path)/EXPLORATION_FILE).is_file())
 
 # %% ../nbs/14_page.ipynb #2eb185c0
 def content_policy(page:str) -> str:
@@ -359,6 +366,15 @@ def report():
     css = report_css()[0]
     return html_response(render_template("report.html", version=predictor.version, body=report_body(
         predictor.artifact.path), css=Markup(css), home=request.url_root), "report")
+
+@bp.get("/model/exploration")
+def exploration():
+    "The exploration of the served version's own table (the data chapter run on it), as HTML."
+    predictor = served_model().ready()
+    body = report_body(predictor.artifact.path, EXPLORATION_FILE)
+    return html_response(render_template("report.html", version=predictor.version, body=body,
+                                         css=Markup(report_css()[0]), home=request.url_root, title="Exploration",
+                                         what="its training table, as the data chapter saw it"), "report")
 
 # %% ../nbs/14_page.ipynb #0207305a
 SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css"}

@@ -213,7 +213,7 @@ class TableInput:
                                                              "null: this model takes no missing value for it")
         if codes is None: return float(value) if (problem := value_problem(value)) is None else 0.0, problem
         if isinstance(value, str): return float(codes.get(value, -1)), None
-        if type(value) in (int, bool) and str(value) in codes: return float(codes[str(value)]), None  # a "True", a "75001"
+        if type(value) in (int, bool) and str(value) in codes: return float(codes[str(value)]), None  # "True", "75001"
         return 0.0, f"expected a category as text ({category_list(list(codes))}), got {describe(value)}"
 
     def rows(self, rows:list, names:list) -> np.ndarray:

@@ -4,19 +4,20 @@
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'READ_FORMATS', 'MODEL_FILE', 'TREE_FILE', 'ENGINE_FILE', 'SKOPS_FILE', 'SERVING_FILES',
-           'MANIFEST_FILE', 'SIGNATURE_FILE', 'CURRENT_FILE', 'REPORT_FILE', 'VERSIONS_DIR', 'MAX_TREE_DEPTH',
-           'jsonschema', 'MANIFEST_SCHEMA', 'MANIFEST_VALIDATOR', 'TREE_ARRAYS', 'SIGNATURE_FORMAT', 'SIGNED_PREFIX',
-           'MAX_MANIFEST_BYTES', 'ModelStoreError', 'ModelNotFoundError', 'ModelIntegrityError', 'ModelSignatureError',
-           'IncompatibleModelError', 'fsync_dir', 'write_new_file', 'temporary_path', 'replace_file',
-           'runtime_versions', 'file_digest', 'import_jsonschema', 'manifest_problem', 'build_manifest', 'export_tree',
-           'tree_to_bytes', 'tree_from_bytes', 'tree_problem', 'versions_dir', 'list_versions', 'read_pointer',
-           'current_version', 'version_dir', 'is_version_dir', 'set_current', 'Artifact', 'LoadedModel', 'LoadedTree',
-           'new_key_pair', 'load_signing_key', 'load_verify_key', 'key_id', 'sign_manifest', 'check_signature',
-           'save_model', 'read_manifest_bytes', 'parse_manifest', 'read_manifest', 'resolve_version_dir',
-           'check_format', 'check_pickle_compatible', 'read_verified_bytes', 'check_matches_manifest',
-           'check_version_number', 'read_checked_manifest', 'load_model', 'check_tree_matches_manifest', 'load_tree',
-           'ServingFiles', 'serving_engine', 'load_serving', 'verify_version', 'bundled_model_dir', 'attach_report',
-           'version_summary', 'list_models', 'promote', 'rollback']
+           'MANIFEST_FILE', 'SIGNATURE_FILE', 'CURRENT_FILE', 'REPORT_FILE', 'EXPLORATION_FILE', 'VERSIONS_DIR',
+           'MAX_TREE_DEPTH', 'jsonschema', 'MANIFEST_SCHEMA', 'MANIFEST_VALIDATOR', 'TREE_ARRAYS', 'SIGNATURE_FORMAT',
+           'SIGNED_PREFIX', 'MAX_MANIFEST_BYTES', 'ModelStoreError', 'ModelNotFoundError', 'ModelIntegrityError',
+           'ModelSignatureError', 'IncompatibleModelError', 'fsync_dir', 'write_new_file', 'temporary_path',
+           'replace_file', 'runtime_versions', 'file_digest', 'import_jsonschema', 'manifest_problem', 'build_manifest',
+           'export_tree', 'tree_to_bytes', 'tree_from_bytes', 'tree_problem', 'versions_dir', 'list_versions',
+           'read_pointer', 'current_version', 'version_dir', 'is_version_dir', 'set_current', 'Artifact', 'LoadedModel',
+           'LoadedTree', 'new_key_pair', 'load_signing_key', 'load_verify_key', 'key_id', 'sign_manifest',
+           'check_signature', 'save_model', 'read_manifest_bytes', 'parse_manifest', 'read_manifest',
+           'resolve_version_dir', 'check_format', 'check_pickle_compatible', 'read_verified_bytes',
+           'check_matches_manifest', 'check_version_number', 'read_checked_manifest', 'load_model',
+           'check_tree_matches_manifest', 'load_tree', 'ServingFiles', 'serving_engine', 'load_serving',
+           'verify_version', 'bundled_model_dir', 'attach_report', 'version_summary', 'list_models', 'promote',
+           'rollback']
 
 # %% ../nbs/02_store.ipynb #ee23a624
 import base64
@@ -54,6 +55,7 @@ MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "signature.json"  # an Ed25519 signature of the manifest, when the version was signed
 CURRENT_FILE = "CURRENT"
 REPORT_FILE = "report.ipynb"  # the executed training notebook, kept beside the version it produced
+EXPLORATION_FILE = "exploration.ipynb"  # the executed data chapter on the version's own table, when it has one
 VERSIONS_DIR = "versions"
 MAX_TREE_DEPTH = 512        # deeper trees are refused: a one-row request walks the whole depth
 
@@ -716,10 +718,12 @@ def bundled_model_dir() -> Path:
 # %% ../nbs/02_store.ipynb #d7833b19
 def attach_report(version_dir:Path, # a version directory
                   report:bytes,     # the executed training notebook
+                  name:str=REPORT_FILE, # `REPORT_FILE`, or `EXPLORATION_FILE` for the table's exploration
                  ) -> Path:
-    "Keep the training report in the version directory (written atomically); its path."
-    replace_file(Path(version_dir)/REPORT_FILE, report)
-    return Path(version_dir)/REPORT_FILE
+    "Keep a report in the version directory (written atomically); its path."
+    if name not in (REPORT_FILE, EXPLORATION_FILE): raise ValueError(f"{name!r} is no report of a version")
+    replace_file(Path(version_dir)/name, report)
+    return Path(version_dir)/name
 
 # %% ../nbs/02_store.ipynb #5626eeb3
 def version_summary(model_dir, # the store

@@ -177,7 +177,8 @@ def binary_texts(tensor:Tensor, width:int) -> list:
         size = int.from_bytes(raw[at:at + 4], "little") if at + 4 <= len(raw) else -1
         if size < 0 or at + 4 + size > len(raw): break
         try: texts.append(raw[at + 4:at + 4 + size].decode())
-        except UnicodeDecodeError: raise InvalidInput(f"input {shown(tensor.name)}: element {len(texts)} is no UTF-8") from None
+        except UnicodeDecodeError:
+            raise InvalidInput(f"input {shown(tensor.name)}: element {len(texts)} is no UTF-8") from None
         at += 4 + size
     if len(texts) != count or at != len(raw):
         raise InvalidInput(f"input {shown(tensor.name)}: its binary data is not {count} length-prefixed elements, as "
@@ -193,7 +194,8 @@ def tensor_values(tensor:Tensor, # an `[n, len(names)]` tensor, or `[n]` for one
     "The tensor's values as a validated float32 `(n, len(names))` array; bad values named by row and feature."
     int_bits = INT_BITS.get(tensor.datatype)
     if tensor.datatype == TEXT and table is None:
-        raise InvalidInput(f"input {shown(tensor.name)}: {TEXT} holds categories, and this model's features are numbers; "
+        raise InvalidInput(f"input {shown(tensor.name)}: {TEXT} holds categories, and this model's features are "
+                           "numbers; "
                            f"send one of {', '.join(DATATYPES)}")
     if tensor.raw is None:
         rows = tensor_rows(tensor, len(names))

@@ -111,7 +111,7 @@ def family_model(family:str, random_state=42,
 def make_model(family:str="decision_tree", # one of `FAMILIES`
                hyperparameters:dict=None,  # the classifier's own parameters, e.g. {"max_depth": 3}
                random_state=42,            # its seed, unless `hyperparameters` sets one
-               features:list=None,         # the training rows' features (`training_features`), for a table's preparation
+               features:list=None,         # the training rows' features: a table is prepared first
               ):
     "An unfitted model of `family` with `hyperparameters`, which scikit-learn's own validation has accepted."
     model = family_model(family, random_state, features)
@@ -380,7 +380,7 @@ def feature_importances(model, X, y,      # the fitted model, and held-out rows 
                        ) -> tuple:
     "`(importances, how)`: a Series per feature, and what they measure."
     own = getattr(final_step(model), "feature_importances_", None)
-    prepared = isinstance(model, Pipeline) and hasattr(model, "feature_names_in_")  # columns reordered, indicators added
+    prepared = isinstance(model, Pipeline) and hasattr(model, "feature_names_in_")  # columns reordered, indicated
     if own is not None and len(own) == len(feature_names) and not prepared:
         return pd.Series(own, index=feature_names), "share of the trees' impurity reduction"
     result = permutation_importance(model, X, y, n_repeats=10, random_state=random_state)

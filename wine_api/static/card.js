@@ -89,7 +89,7 @@
       if (!wineKey.value()) return;
       event.preventDefault();
       const response = await fetch(link.href, { headers: wineKey.headers() });
-      if (!response.ok) { say(link, `Full training report (the server answered ${response.status})`); return; }
+      if (!response.ok) { say(link, `${link.textContent.split(" (")[0]} (the server answered ${response.status})`); return; }
       window.location.assign(URL.createObjectURL(await response.blob()));
     });
   }
@@ -106,8 +106,9 @@
     });
     form.addEventListener("submit", (event) => { event.preventDefault(); predict(form, result); });
     form.addEventListener("reset", () => setTimeout(() => form.querySelectorAll(".feature").forEach(markRange), 0));
-    const report = card.querySelector("#report-link");
-    if (wineKey.needed && report) openReportWithKey(report);
+    card.querySelectorAll("#report-link, #exploration-link").forEach((link) => {
+      if (wineKey.needed) openReportWithKey(link);
+    });
   }
 
   async function loadCard() {
