@@ -13,6 +13,7 @@ import requests
 from sklearn.datasets import load_breast_cancer, load_iris
 
 from harness import LiveServer, run_cli, train_into
+from wine_api.client import WineApiClient as Client
 from wine_api.data import Features, read_table
 from wine_api.store import list_versions, load_model, read_manifest, version_dir
 from wine_api.train import frame_input
@@ -116,6 +117,12 @@ def test_each_table_is_served_as_its_estimator_answers_on_every_row_and_far_beyo
         classes, probabilities = answers(answer, manifest["class_names"])
         assert_like_estimator(classes, probabilities, model.estimator, X, exact)
         assert all(p["class_name"] == manifest["class_names"][p["class"]] for p in answer["predictions"])
+        from_client = Client(server.url).predict(X.iloc[:50])  # a DataFrame of mixed dtypes, NaN and all
+        assert [p["class"] for p in from_client["predictions"]] == classes[:50]
+        exploration = requests.get(server.url + "/model/exploration", timeout=30)
+        assert exploration.status_code == 200 and "Class balance" in exploration.text
+        assert f"{table.name}: {len(table.frame)} rows" in exploration.text and "def read_table" not in exploration.text
+        assert 'id="exploration-link"' in requests.get(server.url + "/model/card", timeout=10).text
         columns = {"columns": list(reversed(table.feature_names)),
                    "data": [list(reversed(list(r.values()))) for r in records(X)]}
         assert answers(requests.post(server.url + "/predict", json=columns, timeout=60).json(),
@@ -231,3 +238,15 @@ def test_feedback_by_class_name_retrains_on_the_same_table_and_the_cli_predicts_
     estimator = load_model(store).estimator  # the current version
     assert [p["class"] for p in json.loads(local.stdout)["predictions"]] == \
         estimator.predict(frame_input(table.X.iloc[:5])).tolist()
+
+
+def test_explore_writes_a_report_of_any_table_and_refuses_a_broken_one_before_a_kernel_starts(tables, tmp_path):
+    run = run_cli("explore", "-p", "data", tables/"churn.csv", "-p", "target", "churn", "--report-dir", tmp_path,
+                  "--quiet", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    html = next(tmp_path.glob("explore-churn-*.html")).read_text()
+    assert "Categories by class" in html and "Share of rows with no value" in html and "<img" in html
+    broken = run_cli("explore", "-p", "data", tables/"churn.csv", "-p", "target", "nope", "--report-dir", tmp_path/"b",
+                     cwd=tmp_path)
+    assert broken.returncode == 2 and "the target column 'nope' is not a column of the file" in broken.stderr
+    assert not (tmp_path/"b").exists()

@@ -37,10 +37,14 @@ def is_dataframe(rows) -> bool: return hasattr(rows, "columns") and hasattr(rows
 # %% ../nbs/16_client.ipynb #6d258ea6
 def predict_body(rows, # list of lists or of dicts, numpy array, or pandas DataFrame
                 ) -> dict:
-    "The `/predict` body for `rows`; a dict is taken as a `/predict` body already."
+    """The `/predict` body for `rows`; a dict is taken as a `/predict` body already. A DataFrame goes by column name,
+    its text as text and its gaps (NaN, None, pandas' NA) as null."""
     if isinstance(rows, dict): return rows
     if is_dataframe(rows):
-        return {"columns": [str(c) for c in rows.columns], "data": np.ascontiguousarray(rows.to_numpy())}
+        columns = [str(c) for c in rows.columns]
+        if all(getattr(t, "kind", "O") in "iuf" for t in rows.dtypes):  # numbers (NaN is sent as null)
+            return {"columns": columns, "data": np.ascontiguousarray(rows.to_numpy())}
+        return {"columns": columns, "data": rows.astype(object).where(rows.notna(), None).to_numpy().tolist()}
     if isinstance(rows, np.ndarray): return {"instances": np.ascontiguousarray(rows)}
     rows = list(rows)
     if rows and all(isinstance(r, dict) for r in rows): return {"records": rows}
