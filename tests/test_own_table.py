@@ -14,26 +14,11 @@ from sklearn.datasets import load_breast_cancer, load_iris
 
 from harness import LiveServer, run_cli, train_into
 from wine_api.client import WineApiClient as Client
-from wine_api.data import Features, read_table
+from wine_api.data import Features, example_churn, read_table
 from wine_api.store import list_versions, load_model, read_manifest, version_dir
 from wine_api.train import frame_input
 
 CHURN_FAMILIES = ("random_forest", "logistic_regression", "svc")  # trees, the arrays' one-hot path, the skops fallback
-
-
-def churn_table(n:int=600, seed:int=1) -> pd.DataFrame:
-    "A made-up customer table: numbers, categories, a yes/no column, gaps in four columns, a string target."
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "age": rng.normal(45, 12, n).round(), "monthly charge ($)": rng.gamma(3, 20, n).round(2),
-        "plan": rng.choice(["basic", "pro", "team"], n, p=[.5, .3, .2]), "paperless": rng.choice(["yes", "no"], n),
-        "region [sales]": rng.choice(["north", "south", "east", "west"], n)})
-    score = ((frame["plan"] == "basic") * 1.0 + (frame["paperless"] == "yes") * .5
-             + (frame["monthly charge ($)"] > 70) * 1.0 - (frame["age"] > 50) * .7 + rng.normal(0, .4, n))
-    frame["churn"] = np.where(score > 1.2, "left", np.where(score > .5, "at risk", "stayed"))
-    for column, share in [("age", .08), ("plan", .05), ("monthly charge ($)", .1), ("region [sales]", .15)]:
-        frame.loc[rng.random(n) < share, column] = np.nan
-    return frame
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +31,7 @@ def tables(tmp_path_factory):
     cancer = load_breast_cancer(as_frame=True)
     (cancer.frame.drop(columns="target").assign(diagnosis=np.where(cancer.target == 1, "benign", "malignant"))
      .to_parquet(root/"cancer.parquet"))
-    churn_table().to_csv(root/"churn.csv", index=False)
+    example_churn().to_csv(root/"churn.csv", index=False)
     return root
 
 

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['MAX_CATEGORIES', 'TABLE_SUFFIXES', 'WineData', 'TUTORIAL_ROW', 'TableError', 'Table', 'load_wine_data',
            'file_columns', 'read_frame', 'chosen_columns', 'is_number_column', 'as_text', 'as_numbers',
-           'check_table_values', 'read_table', 'number_feature', 'category_feature', 'feature_schema', 'Features']
+           'check_table_values', 'read_table', 'number_feature', 'category_feature', 'feature_schema', 'Features',
+           'example_churn']
 
 # %% ../nbs/01_data.ipynb #bcec2efd
 import csv
@@ -226,3 +227,20 @@ class Features:
                                       dtype=object)
         return pd.DataFrame(columns)
 
+
+# %% ../nbs/01_data.ipynb #f2a97969
+def example_churn(n:int=600, # rows
+                  seed:int=1, # the same seed, the same table
+                 ) -> pd.DataFrame:
+    "A made-up customer table: two numbers, three categories (one yes/no), gaps in four columns, a string target."
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "age": rng.normal(45, 12, n).round(), "monthly charge ($)": rng.gamma(3, 20, n).round(2),
+        "plan": rng.choice(["basic", "pro", "team"], n, p=[.5, .3, .2]), "paperless": rng.choice(["yes", "no"], n),
+        "region [sales]": rng.choice(["north", "south", "east", "west"], n)})
+    score = ((frame["plan"] == "basic") * 1.0 + (frame["paperless"] == "yes") * .5
+             + (frame["monthly charge ($)"] > 70) * 1.0 - (frame["age"] > 50) * .7 + rng.normal(0, .4, n))
+    frame["churn"] = np.where(score > 1.2, "left", np.where(score > .5, "at risk", "stayed"))
+    for column, share in [("age", .08), ("plan", .05), ("monthly charge ($)", .1), ("region [sales]", .15)]:
+        frame.loc[rng.random(n) < share, column] = np.nan
+    return frame

@@ -261,6 +261,7 @@ class FeedbackItem:
 def label_index(label, class_names:list) -> int:
     "The class index `label` names (a class name, or an index), or None."
     if isinstance(label, str) and label in class_names: return class_names.index(label)
+    if isinstance(label, float) and label.is_integer(): label = int(label)  # JSON's 1.0 is the integer 1
     if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(class_names): return label
 
 def item_problems(i:int, item, class_names:list) -> list:
@@ -292,11 +293,14 @@ def feedback_items(body,             # the decoded JSON: one item, a list, or `{
     problems = [p for i, item in enumerate(items) for p in item_problems(i, item, class_names)]
     if problems: raise InvalidInput(problems[0]["message"] + (f" (and {len(problems) - 1} more problems)"
                                                               if len(problems) > 1 else ""), problems)
-    ids = [item["prediction_id"] for item in items]
-    if len(set(ids)) < len(ids):
-        i = next(i for i, pid in enumerate(ids) if pid in ids[:i])
-        raise InvalidInput(f"item {i}: prediction {ids[i]} is given twice in this request",
-                           [{"item": i, "field": "prediction_id", "message": "given twice"}])
+    labels = {}  # the same prediction twice is the same label twice (stored once), or a conflict
+    for i, item in enumerate(items):
+        label = label_index(item["label"], class_names)
+        first = labels.setdefault(item["prediction_id"], (i, label))
+        if first[1] != label:
+            raise LabelConflict(f"item {i}: prediction {item['prediction_id']} is given label {label} here and "
+                                f"label {first[1]} in item {first[0]}", [{"item": i, "field": "label",
+                                                                          "message": "another label, same prediction"}])
     return [FeedbackItem(item["prediction_id"], *parse_prediction_id(item["prediction_id"]),
                          label_index(item["label"], class_names)) for item in items]
 
@@ -629,12 +633,14 @@ def store_feedback(self:PredictionLog, items:list, # `FeedbackItem`s, checked by
                 stored = dict(connection.execute(sa.select(FEEDBACK.c.prediction_id, FEEDBACK.c.label)
                                                  .where(FEEDBACK.c.prediction_id.in_(ids))).all())
                 check_no_conflict(items, stored)
-                new = [item for item in items if item.prediction_id not in stored]
+                new = list({i.prediction_id: i for i in items if i.prediction_id not in stored}.values())
                 if new:
                     connection.execute(sa.insert(FEEDBACK), [
                         {"prediction_id": i.prediction_id, "batch_id": i.batch_id, "row_index": i.row,
                          "label": i.label, "created": time.time()} for i in new])
-            return ["unchanged" if item.prediction_id in stored else "created" for item in items]
+            firsts = {i.prediction_id: k for k, i in reversed(list(enumerate(items)))}  # a repeat is unchanged
+            return ["unchanged" if i.prediction_id in stored or firsts[i.prediction_id] != k else "created"
+                    for k, i in enumerate(items)]
         except sa.exc.IntegrityError:
             if attempt == 2: raise
 
