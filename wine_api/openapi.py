@@ -167,7 +167,8 @@ def feedback_schemas(class_names:list) -> dict:
     "The schemas of `/feedback` and `/monitoring`."
     item = {"type": "object", "required": ["prediction_id", "label"], "additionalProperties": False, "properties": {
         "prediction_id": {"type": "string", "pattern": "^[0-9a-f]{32}-(0|[1-9][0-9]{0,8})$"},
-        "label": {"oneOf": [{"enum": class_names}, {"type": "integer", "minimum": 0, "maximum": len(class_names) - 1}]}}}
+        "label": {"oneOf": [{"enum": class_names},
+                            {"type": "integer", "minimum": 0, "maximum": len(class_names) - 1}]}}}
     items = {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_FEEDBACK_ITEMS}
     result = {"type": "object", "required": ["prediction_id", "status"], "properties": {
         "prediction_id": {"type": "string"}, "status": {"enum": ["created", "unchanged"]}}}
