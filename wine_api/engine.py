@@ -376,6 +376,7 @@ class Part:
     lookup: list = None         # categories: per column, `(categories,)` int64: a code's category in the encoder, or -1
     widths: np.ndarray = None   # onehot: per column, the encoder's categories (its 0/1 columns)
     unknown: float = -1.0       # ordinal: what an unseen or missing category becomes
+    _lists: tuple = None        # the arrays as Python lists, for `row`
 
     @property
     def width(self) -> int:
@@ -395,6 +396,27 @@ class Part:
         blocks = [np.zeros((len(A), int(w))) for w in self.widths]
         for block, p in zip(blocks, found): block[np.flatnonzero(p >= 0), p[p >= 0]] = 1.0
         return np.hstack(blocks)
+
+    def row(self, row:list) -> list:
+        "`__call__` for one row of floats, in Python floats: a dozen numpy calls cost more than the arithmetic."
+        if self._lists is None:  # made once: the arrays as lists
+            self._lists = (self.columns.tolist(), None if self.fill is None else self.fill.tolist(),
+                           None if self.indicate is None else self.indicate.tolist(),
+                           None if self.lookup is None else [l.tolist() for l in self.lookup],
+                           None if self.widths is None else self.widths.tolist())
+        columns, fill, indicate, lookups, widths = self._lists
+        values = [row[c] for c in columns]
+        if self.kind == "numbers":
+            gaps = [v != v for v in values]  # NaN is the one value unequal to itself
+            if fill is not None: values = [f if gap else v for v, f, gap in zip(values, fill, gaps)]
+            if indicate: values += [1.0 if gaps[k] else 0.0 for k in indicate]
+            return values if self.scale is None else self.scale.row(values)
+        found = [lookup[int(c)] if c == c and 0 <= c < len(lookup) and c == int(c) else -1
+                 for c, lookup in zip(values, lookups)]
+        if self.kind == "ordinal": return [float(p) if p >= 0 else self.unknown for p in found]
+        out = []
+        for p, w in zip(found, widths): out += [1.0 if k == p else 0.0 for k in range(w)]
+        return out
 
 def encoded(codes:np.ndarray, lookup:np.ndarray) -> np.ndarray:
     "Each code's category in the encoder: -1 for an unseen (-1), a missing (NaN) or an impossible code."
@@ -416,7 +438,10 @@ class Columns:
             if part.kind != "numbers" or part.fill is not None: ok[part.columns] = True
         return ok
 
-    def __call__(self, X:np.ndarray) -> np.ndarray: return np.hstack([part(X) for part in self.parts])
+    def __call__(self, X:np.ndarray) -> np.ndarray:
+        if len(X) == 1:  # one row: through the parts' `row` in Python floats (alike to the numpy path, bit for bit)
+            return np.array([[v for part in self.parts for v in part.row(X[0].tolist())]])
+        return np.hstack([part(X) for part in self.parts])
 
 
 # %% ../nbs/04_engine.ipynb #c1f1e64a
