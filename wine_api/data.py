@@ -215,15 +215,17 @@ class Features:
             else: A[:, j] = [np.nan if v != v else self.codes[name].get(v, -1) for v in as_text(X[name]).tolist()]
         return A
 
-    def decode(self, A:np.ndarray) -> pd.DataFrame:
+    def decode(self, A:np.ndarray,
+               unseen:bool=True, # an unseen code as a text no category has (False: as a gap)
+              ) -> pd.DataFrame:
         "The rows `encode` gave, as a DataFrame scikit-learn takes: codes back to text, others to a text none has."
         columns = {}
         for j, name in enumerate(self.names):
             if name not in self.categories: columns[name] = A[:, j].astype(np.float64); continue
             cats = self.categories[name]
-            unseen = "<unseen>" + "_" * max((len(c) for c in cats), default=0)  # longer than every category
+            other = "<unseen>" + "_" * max((len(c) for c in cats), default=0) if unseen else np.nan  # no category
             known = lambda c: 0 <= c < len(cats) and c == int(c)  # any other code is unseen
-            columns[name] = pd.Series([np.nan if c != c else cats[int(c)] if known(c) else unseen for c in A[:, j]],
+            columns[name] = pd.Series([np.nan if c != c else cats[int(c)] if known(c) else other for c in A[:, j]],
                                       dtype=object)
         return pd.DataFrame(columns)
 

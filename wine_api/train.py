@@ -452,9 +452,10 @@ def read_feedback(source:str,  # the prediction log: a database URL, or a SQLite
 
 # %% ../nbs/05_train.ipynb #f571137b
 def feedback_frame(rows:LabelledRows, features:list) -> tuple:
-    """The labelled rows as training data: `X` (the table's columns, categories back to text, see `Features.decode`)
+    """The labelled rows as training data: `X` (the table's columns, categories back to text, an unseen one as a gap)
     and `y` (a Series), ids as index."""
-    X = Features(features).decode(rows.inputs.astype(np.float64)).set_axis(pd.Index(rows.ids, name="id"))
+    X = Features(features).decode(rows.inputs.astype(np.float64), unseen=False)  # the log kept no unseen text
+    X = X.set_axis(pd.Index(rows.ids, name="id"))
     return X, pd.Series(rows.labels, index=X.index, name="target")
 
 def file_digest(path) -> str:
