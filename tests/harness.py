@@ -64,8 +64,13 @@ def store_with_two_versions(root:Path) -> Path:
 def assert_like_scikit_learn(classes, probabilities, estimator, X, exact=False):
     "Classes as scikit-learn's `predict` (rows whose top two probabilities tie excepted), probabilities within 1e-6."
     import numpy as np
-    X32 = X.astype(np.float32).astype(np.float64)  # the server's input type
-    expected, predicted = estimator.predict_proba(X32), estimator.predict(X32)
+    assert_answers(classes, probabilities, estimator, X.astype(np.float32).astype(np.float64), exact)  # as served
+
+
+def assert_answers(classes, probabilities, estimator, given, exact=False):
+    "The served answers against `estimator` on `given` (its input as it takes it): classes, then probabilities."
+    import numpy as np
+    expected, predicted = estimator.predict_proba(given), estimator.predict(given)
     top_two = np.sort(expected, axis=1)[:, -2:]
     untied = top_two[:, 0] != top_two[:, 1]
     np.testing.assert_array_equal(np.asarray(classes)[untied], predicted[untied])

@@ -12,7 +12,7 @@ import pytest
 import requests
 from sklearn.datasets import load_breast_cancer, load_iris
 
-from harness import LiveServer, run_cli, train_into
+from harness import LiveServer, assert_answers, run_cli, train_into
 from wine_api.client import WineApiClient as Client
 from wine_api.data import Features, example_churn, read_table
 from wine_api.store import list_versions, load_model, read_manifest, version_dir
@@ -77,13 +77,8 @@ def answers(answer:dict, class_names:list) -> tuple:
 def assert_like_estimator(classes, probabilities, estimator, X:pd.DataFrame, exact:bool):
     "What `assert_like_scikit_learn` asks, on a table as its estimator takes it (numbers as float32 values)."
     given = frame_input(X)
-    given = given if hasattr(estimator, "feature_names_in_") else given.to_numpy(np.float64)
-    expected, predicted = estimator.predict_proba(given), estimator.predict(given)
-    top_two = np.sort(expected, axis=1)[:, -2:]
-    untied = top_two[:, 0] != top_two[:, 1]
-    np.testing.assert_array_equal(np.asarray(classes)[untied], predicted[untied])
-    if exact: np.testing.assert_array_equal(probabilities, expected)
-    else: np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-6)
+    assert_answers(classes, probabilities, estimator,
+                   given if hasattr(estimator, "feature_names_in_") else given.to_numpy(np.float64), exact)
 
 
 @pytest.mark.parametrize("name", ["iris", "cancer", *(f"churn-{f}" for f in CHURN_FAMILIES)])

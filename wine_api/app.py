@@ -16,7 +16,7 @@ from pathlib import Path
 from flask import Flask
 
 from . import api, ops, page, v2
-from .errors import ConfigError
+from .errors import ConfigError, WineApiError
 from .serving import ModelSlot
 from .store import VERSIONS_DIR, ModelStoreError, bundled_model_dir, is_version_dir, load_verify_key
 from .predlog import PredictionLog, database_url, redacted
@@ -128,7 +128,7 @@ def open_paths(app:Flask) -> frozenset:
 def table_model_name(model) -> str:
     "The V2 name of a served model: its table's name (the training file's stem) as a route takes it, else `wine`."
     try: table = model.ready().artifact.manifest["lineage"]["data"]["table"]
-    except Exception: return "wine"  # no model loaded yet, or a version saved before tables had names
+    except (WineApiError, KeyError, TypeError): return "wine"  # no model loaded yet; a version before tables had names
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(table)).strip("-._")[:64]
     return name if MODEL_NAME.fullmatch(name or "") else "wine"
 
