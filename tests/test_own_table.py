@@ -103,6 +103,9 @@ def test_each_table_is_served_as_its_estimator_answers_on_every_row_and_far_beyo
         assert exploration.status_code == 200 and "Class balance" in exploration.text
         assert f"{table.name}: {len(table.frame)} rows" in exploration.text and "def read_table" not in exploration.text
         assert 'id="exploration-link"' in requests.get(server.url + "/model/card", timeout=10).text
+        report = requests.get(server.url + "/model/report", timeout=30).text  # the run, as a reader wants it
+        assert "The run</h2>" in report and "def make_model" not in report and "Intended use" not in report
+        assert "IPython.core.display.JSON object" not in report and "rerun this cell" not in report
         columns = {"columns": list(reversed(table.feature_names)),
                    "data": [list(reversed(list(r.values()))) for r in records(X)]}
         assert answers(requests.post(server.url + "/predict", json=columns, timeout=60).json(),

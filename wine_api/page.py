@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['MAX_REPORT_BYTES', 'MAX_FIGURE_BYTES', 'PNG_SIGNATURE', 'FIGURE_TAG', 'CARD_PROSE_TAG', 'CARD_EXAMPLE_TAG', 'METRICS',
-           'ENGINE_TEXT', 'STATIC', 'REPORT_CSS_FILE', 'REPORT_TAGS', 'REPORT_ATTRIBUTES', 'EXPLORE_TAG', 'bp',
-           'OPEN_ENDPOINTS', 'SWAGGER_FILES', 'read_report', 'cell_tags', 'cell_text', 'Figure', 'png_figure',
-           'caption_from_tag', 'report_figures', 'markdown_html', 'report_prose', 'example_value', 'report_example',
-           'ReportParts', 'file_stamp', 'report_parts', 'metric_rows', 'shown_number', 'feature_rows', 'data_facts',
-           'fallback_example', 'model_facts', 'model_card', 'report_css', 'clean_html', 'report_body', 'page_urls',
-           'served_card', 'content_policy', 'html_response', 'home', 'model_card_fragment', 'report', 'exploration',
-           'swagger_dir', 'docs', 'docs_asset']
+           'ENGINE_TEXT', 'STATIC', 'REPORT_CSS_FILE', 'REPORT_TAGS', 'REPORT_ATTRIBUTES', 'RUN_TAG', 'PARAMETERS_TAG',
+           'HIDE_DIRECTIVE', 'EXPLORE_TAG', 'bp', 'OPEN_ENDPOINTS', 'SWAGGER_FILES', 'read_report', 'cell_tags',
+           'cell_text', 'Figure', 'png_figure', 'caption_from_tag', 'report_figures', 'markdown_html', 'report_prose',
+           'example_value', 'report_example', 'ReportParts', 'file_stamp', 'report_parts', 'metric_rows',
+           'shown_number', 'feature_rows', 'data_facts', 'fallback_example', 'model_facts', 'model_card', 'report_css',
+           'clean_html', 'run_cells', 'readable_output', 'readable_cells', 'report_body', 'page_urls', 'served_card',
+           'content_policy', 'html_response', 'home', 'model_card_fragment', 'report', 'exploration', 'swagger_dir',
+           'docs', 'docs_asset']
 
 # %% ../nbs/14_page.ipynb #65afba83
 import base64
@@ -287,12 +288,39 @@ def clean_html(html:str) -> str:
     return nh3.clean(html, tags=REPORT_TAGS, attributes=REPORT_ATTRIBUTES,
                      url_schemes={"http", "https", "mailto", "data"}, link_rel="noopener noreferrer nofollow")
 
+# %% ../nbs/14_page.ipynb #3048777a
+RUN_TAG, PARAMETERS_TAG = "run", "injected-parameters"  # where the training run starts; papermill's own tag
+HIDE_DIRECTIVE = "#| hide"  # nbdev's: a cell the reader need not see
+
+def run_cells(cells:list) -> list:
+    "The title, the injected parameters and the cells from the one tagged `run` on but `#| hide` ones; else all."
+    start = next((i for i, c in enumerate(cells) if RUN_TAG in cell_tags(c)), None)
+    if start is None: return cells
+    shown = [c for c in cells[start:] if not cell_text(c.get("source")).startswith(HIDE_DIRECTIVE)]
+    return cells[:1] + [c for c in cells[1:start] if PARAMETERS_TAG in cell_tags(c)] + shown
+
+def readable_output(output):
+    "A cell output as a page can show it: JSON as indented text, HTML that needs its own styles as its text."
+    data = output.get("data") if isinstance(output, dict) else None
+    if not isinstance(data, dict): return output
+    if isinstance(data.get("application/json"), (dict, list)):
+        return {**output, "data": {"text/plain": json.dumps(data["application/json"], indent=2)}}
+    if "<style" in cell_text(data.get("text/html", "")) and "text/plain" in data:
+        return {**output, "data": {k: v for k, v in data.items() if k != "text/html"}}
+    return output
+
+def readable_cells(cells:list) -> list:
+    "`cells` with their outputs made `readable_output`s."
+    return [{**c, "outputs": [readable_output(o) for o in c["outputs"]]}
+            if isinstance(c, dict) and isinstance(c.get("outputs"), list) else c for c in cells]
+
 # %% ../nbs/14_page.ipynb #ae3c73bd
 @lru_cache(maxsize=4)
 def _report_body(path:Path, stamp:tuple, tag:str=None) -> str:
     notebook, problem = read_report(path)
     if notebook is None: raise ReportUnavailable(problem)
-    if tag: notebook = {**notebook, "cells": [c for c in notebook["cells"] if tag in cell_tags(c)]}
+    cells = [c for c in notebook["cells"] if tag in cell_tags(c)] if tag else run_cells(notebook["cells"])
+    notebook = {**notebook, "cells": readable_cells(cells)}
     from nbconvert import HTMLExporter  # here: a heavy import, for one rarely asked page
     import nbformat
     try: node = nbformat.reads(json.dumps(notebook), as_version=4)  # joins the sources' lines, as the exporter expects
