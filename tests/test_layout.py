@@ -11,13 +11,14 @@ from harness import REPO
 from wine_api.data import TUTORIAL_ROW
 
 PACKAGE = REPO/"wine_api"
-NO_WEB = ["errors", "data", "store", "engine", "predlog", "train", "predict", "serving", "tensors"]  # the data plane: no Flask, no werkzeug
+NO_WEB = ["errors", "data", "store", "engine", "predlog", "judge", "train", "predict", "serving", "tensors"]  # the data plane: no Flask, no werkzeug
 
 
-def chapter(module:str) -> int:
-    "The number of the notebook a module is exported from: its floor in reading order."
+def chapter(module:str) -> tuple:
+    "The number of the notebook a module is exported from, and its letter (`03b` comes after `03`): its floor."
     source = (PACKAGE/f"{module}.py").read_text()
-    return int(re.search(r"File to edit: \.\./nbs/(\d+)_\w+\.ipynb", source).group(1))
+    number, letter = re.search(r"File to edit: \.\./nbs/(\d+)([a-z]?)_\w+\.ipynb", source).groups()
+    return int(number), letter
 
 
 def imported_modules(module:str) -> set:

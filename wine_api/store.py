@@ -6,18 +6,19 @@
 __all__ = ['FORMAT_VERSION', 'READ_FORMATS', 'MODEL_FILE', 'TREE_FILE', 'ENGINE_FILE', 'SKOPS_FILE', 'SERVING_FILES',
            'MANIFEST_FILE', 'SIGNATURE_FILE', 'CURRENT_FILE', 'REPORT_FILE', 'EXPLORATION_FILE', 'VERSIONS_DIR',
            'MAX_TREE_DEPTH', 'jsonschema', 'MANIFEST_SCHEMA', 'MANIFEST_VALIDATOR', 'TREE_ARRAYS', 'SIGNATURE_FORMAT',
-           'SIGNED_PREFIX', 'MAX_MANIFEST_BYTES', 'ModelStoreError', 'ModelNotFoundError', 'ModelIntegrityError',
-           'ModelSignatureError', 'IncompatibleModelError', 'fsync_dir', 'write_new_file', 'temporary_path',
-           'replace_file', 'runtime_versions', 'file_digest', 'import_jsonschema', 'manifest_problem', 'build_manifest',
-           'export_tree', 'tree_to_bytes', 'tree_from_bytes', 'tree_problem', 'versions_dir', 'list_versions',
-           'read_pointer', 'current_version', 'version_dir', 'is_version_dir', 'set_current', 'Artifact', 'LoadedModel',
-           'LoadedTree', 'new_key_pair', 'load_signing_key', 'load_verify_key', 'key_id', 'sign_manifest',
-           'check_signature', 'save_model', 'read_manifest_bytes', 'parse_manifest', 'read_manifest',
-           'resolve_version_dir', 'check_format', 'check_pickle_compatible', 'read_verified_bytes',
-           'check_matches_manifest', 'check_version_number', 'read_checked_manifest', 'load_model',
-           'check_tree_matches_manifest', 'load_tree', 'ServingFiles', 'serving_engine', 'load_serving',
+           'SIGNED_PREFIX', 'MAX_MANIFEST_BYTES', 'CHALLENGER_FILE', 'HISTORY_FILE', 'ROLES', 'ModelStoreError',
+           'ModelNotFoundError', 'ModelIntegrityError', 'ModelSignatureError', 'IncompatibleModelError', 'fsync_dir',
+           'write_new_file', 'temporary_path', 'replace_file', 'runtime_versions', 'file_digest', 'import_jsonschema',
+           'manifest_problem', 'build_manifest', 'export_tree', 'tree_to_bytes', 'tree_from_bytes', 'tree_problem',
+           'versions_dir', 'list_versions', 'read_pointer', 'current_version', 'version_dir', 'is_version_dir',
+           'set_current', 'Artifact', 'LoadedModel', 'LoadedTree', 'new_key_pair', 'load_signing_key',
+           'load_verify_key', 'key_id', 'sign_manifest', 'check_signature', 'save_model', 'read_manifest_bytes',
+           'parse_manifest', 'read_manifest', 'resolve_version_dir', 'check_format', 'check_pickle_compatible',
+           'read_verified_bytes', 'check_matches_manifest', 'check_version_number', 'read_checked_manifest',
+           'load_model', 'check_tree_matches_manifest', 'load_tree', 'ServingFiles', 'serving_engine', 'load_serving',
            'verify_version', 'bundled_model_dir', 'attach_report', 'version_summary', 'list_models', 'promote',
-           'rollback']
+           'rollback', 'Challenger', 'challenger_problem', 'read_challenger', 'inputs_problem', 'set_challenger',
+           'stop_challenger', 'record_decision', 'read_history']
 
 # %% ../nbs/02_store.ipynb #ee23a624
 import base64
@@ -30,6 +31,7 @@ import platform
 import re
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version as installed_version
@@ -772,3 +774,114 @@ def rollback(model_dir, # the store
     if not older:
         raise ModelNotFoundError(f"no version older than {current_version(model_dir)} in {model_dir} to roll back to")
     return promote(model_dir, older[-1], public_key, check)
+
+# %% ../nbs/02_store.ipynb #5d8b980b
+CHALLENGER_FILE, HISTORY_FILE = "CHALLENGER", "history.jsonl"
+ROLES = ("challenger", "watch")
+
+@dataclass(frozen=True)
+class Challenger:
+    "What `CHALLENGER` says: the version answering in the shadow of the current one, and how."
+    version: int
+    share: float = 1.0        # the share of requests it also predicts
+    role: str = "challenger"  # "challenger": judged for promotion; "watch": the previous champion, after a promotion
+    since: float = 0.0        # when it started (seconds since the epoch): only predictions from then on are judged
+    against: int = None       # the current version it was set against
+
+def challenger_problem(record) -> str:
+    "What is wrong with a decoded `CHALLENGER`, or None."
+    if not isinstance(record, dict) or set(record) != {"version", "share", "role", "since", "against"}:
+        return "it is not an object with version, share, role, since and against"
+    version, share, against = record["version"], record["share"], record["against"]
+    if not (type(version) is int and 0 < version < 10**9 and type(against) is int and 0 < against < 10**9):
+        return "its version and against must be version numbers"
+    if not (isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share <= 1):
+        return "its share must be a number in (0, 1]"
+    if record["role"] not in ROLES: return f"its role must be one of {list(ROLES)}"
+    if not (isinstance(record["since"], (int, float)) and record["since"] >= 0): return "its since must be a time"
+
+# %% ../nbs/02_store.ipynb #5b1038cd
+def read_challenger(model_dir, # the store
+                   ) -> Challenger:
+    "The store's `Challenger`, or None; `ModelIntegrityError` if `CHALLENGER` is a link or not what it should be."
+    pointer = Path(model_dir)/CHALLENGER_FILE
+    if not pointer.exists() and not pointer.is_symlink(): return None
+    if pointer.is_symlink() or not pointer.is_file():
+        raise ModelIntegrityError(f"{pointer} is not a regular file (a link, or something else): refusing to follow it")
+    with open(pointer, "rb") as f: data = f.read(4096)
+    try: record = json.loads(data)
+    except ValueError: record = None
+    if problem := challenger_problem(record):
+        raise ModelIntegrityError(f"{pointer} is not a challenger pointer: {problem}")
+    return Challenger(**record)
+
+# %% ../nbs/02_store.ipynb #ad4f363b
+def inputs_problem(current:dict, other:dict) -> str:
+    "Why a version of manifest `other` cannot be judged beside `current` on the same logged rows, or None."
+    shape = lambda m: [(f["name"], f.get("kind", "number"), f.get("categories")) for f in m["features"]]
+    if shape(other) != shape(current):
+        return "it takes other features (names, kinds or categories) than the current version"
+    if other["class_names"] != current["class_names"]: return "it answers other classes than the current version"
+
+def set_challenger(model_dir, # the store
+                   version:int, # the version to answer in the shadow
+                   share:float=1.0, # the share of requests it also predicts
+                   role:str="challenger", # or "watch" (see `Challenger`)
+                   public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
+                   check=None, # reads the serving file as the server would (see `verify_version`)
+                   now:float=None, # its start (default: now)
+                  ) -> Challenger:
+    "Verify `version` and name it the store's challenger, atomically; refused if it is current or takes other inputs."
+    if version not in list_versions(model_dir):
+        raise ModelNotFoundError(f"version {version} is not in {model_dir}; versions: {list_versions(model_dir)}")
+    current = current_version(model_dir)
+    if version == current: raise ModelStoreError(f"version {version} is the current one: it cannot challenge itself")
+    record = {"version": version, "share": share, "role": role, "since": time.time() if now is None else now,
+              "against": current}
+    if problem := challenger_problem(record): raise ModelStoreError(f"refused: {problem}")
+    verified = verify_version(version_dir(model_dir, version), public_key, check)
+    if problem := inputs_problem(read_manifest(version_dir(model_dir, current)), verified.manifest):
+        raise IncompatibleModelError(f"version {version} cannot challenge version {current}: {problem}")
+    replace_file(Path(model_dir)/CHALLENGER_FILE, json.dumps(record).encode())
+    return Challenger(**record)
+
+def stop_challenger(model_dir, # the store
+                   ) -> Challenger:
+    "End the shadowing (remove `CHALLENGER`, durably); what it was, or None."
+    ended = read_challenger(model_dir)
+    if ended is not None:
+        (Path(model_dir)/CHALLENGER_FILE).unlink(missing_ok=True)
+        fsync_dir(Path(model_dir))
+    return ended
+
+# %% ../nbs/02_store.ipynb #23bf0c6d
+def record_decision(model_dir, # the store
+                    action:str, # what was done: "promote", "challenge", "stop", "retire", "rollback", "keep"...
+                    version:int, # the version it was done to
+                    by:str, # who or what decided: "wine-api models promote", "policy (server)", ...
+                    **details, # the figures, the test, the reason: anything JSON can hold
+                   ) -> dict:
+    "Append a decision to the store's history (durably); the entry."
+    entry = {"at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "action": action,
+             "version": int(version), "by": by, **details}
+    line = json.dumps(entry, default=float).encode() + b"\n"
+    fd = os.open(Path(model_dir)/HISTORY_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size  # a line torn by a crash is ended first, so it cannot swallow this one
+        os.write(fd, line if size == 0 or os.pread(fd, 1, size - 1) == b"\n" else b"\n" + line)
+        os.fsync(fd)
+    finally: os.close(fd)
+    return entry
+
+def read_history(model_dir, # the store
+                 version:int=None, # only the decisions about this version (done to it, or against it)
+                ) -> list:
+    "The store's decisions, oldest first (a line that is not a decision is skipped)."
+    path = Path(model_dir)/HISTORY_FILE
+    if not path.is_file() or path.is_symlink(): return []
+    entries = []
+    for line in path.read_bytes().splitlines():
+        try: entry = json.loads(line)
+        except ValueError: continue
+        if isinstance(entry, dict) and isinstance(entry.get("version"), int): entries.append(entry)
+    return [e for e in entries if version is None or version in (e["version"], e.get("against"), e.get("previous"))]
