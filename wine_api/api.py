@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['bp', 'DURATION', 'SECONDS', 'EPOCH_SECONDS', 'tutorial_predict', 'predict', 'prediction_log', 'feedback', 'moment',
-           'time_window', 'iso', 'monitoring', 'health', 'ready', 'model_info', 'openapi']
+           'time_window', 'served_comparisons', 'iso', 'monitoring', 'health', 'ready', 'model_info', 'openapi']
 
 # %% ../nbs/11_api.ipynb #dfea7e4d
 import re
@@ -15,7 +15,8 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 
 from .errors import InvalidInput, LogUnavailable
-from .predlog import PredictionLog, feedback_items
+from .judge import comparisons
+from .predlog import PredictionLog, feedback_items, reachable
 
 from .openapi import openapi_document
 from .predict import predict_input, tutorial_input
@@ -93,18 +94,29 @@ def time_window(args:dict) -> tuple:
     if since > until: raise InvalidInput("the window's start ('since') is after its end ('until')")
     return since, until
 
+# %% ../nbs/11_api.ipynb #f6185d22
+def served_comparisons(log:PredictionLog, served, since:float, until:float) -> list:
+    "Each pair of versions (champion, challenger) judged on the window's labelled rows (see the judging chapter)."
+    if served is None: return []
+    config = current_app.config
+    with reachable(log.url): rows = log.labelled_rows(since)
+    return comparisons(rows, served.class_names, config["JUDGE_MIN_LABELS"], config["JUDGE_ALPHA"], since, until)
+
 # %% ../nbs/11_api.ipynb #e23d127c
 def iso(seconds:float) -> str: return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 @bp.get("/monitoring")
 def monitoring():
-    "Per model version, over a time window: predictions, labelled rows, accuracy, macro-F1, out-of-range rates, drift."
+    """Per model version, over a time window: predictions, labelled rows, accuracy, macro-F1, out-of-range rates, drift;
+    the challenger, and each pair of versions judged on the same labelled rows."""
     log, since_until = prediction_log(), time_window(request.args)
     slot = app_state().slot
     served = slot.current().predictor
     return json_response({"window": {"since": iso(since_until[0]), "until": iso(since_until[1])},
                           "served_version": served.version if served else None,
-                          "versions": log.figures(slot.manifests(), *since_until)})
+                          "versions": log.figures(slot.manifests(), *since_until),
+                          "challenger": slot.challenger_status(),
+                          "comparisons": served_comparisons(log, served, *since_until)})
 
 # %% ../nbs/11_api.ipynb #0412d288
 @bp.get("/health")
@@ -117,14 +129,18 @@ def health():
 def ready():
     "A verified model is loaded; 503 with the reason otherwise. `reload_error` says why a new version was refused."
     version = served_model().predictor.version  # first: this may be the moment the slot looks at CURRENT again
-    error = app_state().slot.reload_error
-    return json_response({"status": "ready", "model_version": version, **({"reload_error": error} if error else {})})
+    slot = app_state().slot
+    extra = {"reload_error": slot.reload_error} if slot.reload_error else {}
+    if challenger := slot.challenger_status(): extra["challenger"] = challenger
+    return json_response({"status": "ready", "model_version": version, **extra})
 
 # %% ../nbs/11_api.ipynb #d2a6d40e
 @bp.get("/model")
 def model_info():
     "The served model's manifest, its public part."
-    return json_response(served_model().public_manifest())
+    public = served_model().public_manifest()
+    challenger = app_state().slot.challenger_status()
+    return json_response({**public, "challenger": challenger} if challenger else public)
 
 # %% ../nbs/11_api.ipynb #34fa3f7b
 @bp.get("/openapi.json")

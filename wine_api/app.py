@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DEFAULT_CONFIG', 'TEXT_SETTINGS', 'MODEL_NAME', 'LOG_FILE', 'LOG_OFF', 'OPEN_ENDPOINTS', 'load_config',
            'check_setting', 'check_config', 'verify_key', 'default_log_file', 'log_url', 'open_log', 'open_paths',
-           'table_model_name', 'create_app']
+           'table_model_name', 'policy_runner', 'with_policy', 'create_app']
 
 # %% ../nbs/15_app.ipynb #383f4acd
 import math
@@ -15,12 +15,13 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import api, ops, page, v2
+from . import api, judge, ops, page, v2
+from .engine import load_engine
 from .errors import ConfigError, WineApiError
 from .serving import ModelSlot
 from .store import VERSIONS_DIR, ModelStoreError, bundled_model_dir, is_version_dir, load_verify_key
 from .predlog import PredictionLog, database_url, redacted
-from .web import AppState, name_the_answer, register_error_handlers, start_record
+from .web import AppState, app_state, name_the_answer, register_error_handlers, start_record
 
 # %% ../nbs/15_app.ipynb #3ba5245b
 DEFAULT_CONFIG = dict(
@@ -38,6 +39,9 @@ DEFAULT_CONFIG = dict(
     PREDICTION_LOG_FLUSH_ROWS=5000,     # a worker writes sooner once this many rows wait
     PREDICTION_LOG_MAX_AGE=None,        # seconds unlabelled predictions are kept; None: for ever
     PREDICTION_LOG_MAX_ROWS=None,       # most predictions kept (the oldest unlabelled go first); None: no limit
+    JUDGE_MIN_LABELS=100,               # labelled rows both versions answered before a challenger is judged
+    JUDGE_ALPHA=0.05,                   # the significance level of the judging test (McNemar's exact test)
+    DECIDE_INTERVAL=None,               # seconds between two runs of the promotion policy in the server; None: off
 )
 TEXT_SETTINGS = ("MODEL_PATH", "MODEL_NAME", "API_KEYS", "API_KEY_FILE", "VERIFY_KEY",
                  "PREDICTION_LOG")  # from the environment as text
@@ -76,6 +80,11 @@ def check_config(config:dict):
                   "a positive integer")
     for name, types in (("PREDICTION_LOG_MAX_AGE", (int, float)), ("PREDICTION_LOG_MAX_ROWS", (int,))):
         check_setting(config, name, config[name] is None or number(config[name], *types), "a positive number or null")
+    check_setting(config, "JUDGE_MIN_LABELS", number(config["JUDGE_MIN_LABELS"], int), "a positive integer")
+    check_setting(config, "JUDGE_ALPHA", number(config["JUDGE_ALPHA"], float) and config["JUDGE_ALPHA"] < 1,
+                  "a number between 0 and 1")
+    check_setting(config, "DECIDE_INTERVAL", config["DECIDE_INTERVAL"] is None
+                  or number(config["DECIDE_INTERVAL"], int, float), "a positive number of seconds or null")
     log = config["PREDICTION_LOG"]
     check_setting(config, "PREDICTION_LOG", log is None or log is False or isinstance(log, (str, Path)) and
                   str(log).strip(), "a database URL, a SQLite file, or off")
@@ -132,6 +141,24 @@ def table_model_name(model) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(table)).strip("-._")[:64]
     return name if MODEL_NAME.fullmatch(name or "") else "wine"
 
+# %% ../nbs/15_app.ipynb #85e758c9
+def policy_runner(app:Flask, slot:ModelSlot, log:PredictionLog) -> judge.PolicyRunner:
+    "The promotion policy this server runs every `DECIDE_INTERVAL` seconds, if it is set (it needs a store and a log)."
+    interval = app.config["DECIDE_INTERVAL"]
+    if interval is None: return None
+    if log is None or not slot.follows:
+        raise ConfigError("DECIDE_INTERVAL (WINE_API_DECIDE_INTERVAL) needs a model store and a prediction log: the "
+                          "policy judges the store's challenger on the log's labels")
+    return judge.PolicyRunner(slot.path, log, interval, app.config["JUDGE_MIN_LABELS"], app.config["JUDGE_ALPHA"],
+                              slot.public_key, load_engine, by="policy (server)")
+
+def with_policy(wsgi, runner:judge.PolicyRunner):
+    "`wsgi`, starting the policy's thread in each process that serves (a worker forked after the app was made too)."
+    def serve(environ, start_response):
+        runner.ensure_running()
+        return wsgi(environ, start_response)
+    return serve
+
 # %% ../nbs/15_app.ipynb #f5484a08
 def create_app(config:dict=None, # settings that override the defaults and the environment
               ) -> Flask:
@@ -155,4 +182,5 @@ def create_app(config:dict=None, # settings that override the defaults and the e
     app.after_request(name_the_answer)
     register_error_handlers(app)
     app.wsgi_app = ops.fast_path(app)  # the prediction routes' successes without Flask's machinery (ops chapter)
+    if runner := policy_runner(app, slot, app_state(app).log): app.wsgi_app = with_policy(app.wsgi_app, runner)
     return app

@@ -6,13 +6,14 @@
 __all__ = ['EXPLORE_PARAMS', 'PARSER_ERRORS', 'training_notebook', 'exploration_notebook', 'parse_value', 'notebook_parameters',
            'resolve_parameters', 'improved_params', 'parameter_list', 'TrainingRunError', 'new_report_path',
            'read_result', 'ipc_kernel_manager', 'run_training', 'execute', 'format_result', 'model_lines', 'run_notes',
-           'check_key', 'cli', 'train', 'explore_parameters', 'new_exploration_path', 'run_exploration',
-           'keep_exploration', 'explore', 'check_feedback', 'format_models', 'flat_params', 'models', 'switch_current',
-           'promote', 'rollback', 'verify', 'keygen', 'use_multiprocess_metrics', 'gunicorn_options',
+           'check_key', 'cli', 'check_can_be_challenged', 'challenge_with', 'train', 'explore_parameters',
+           'new_exploration_path', 'run_exploration', 'keep_exploration', 'explore', 'check_feedback', 'format_models',
+           'flat_params', 'format_challenger', 'format_history', 'models', 'switch_current', 'promote', 'challenge',
+           'format_decision', 'decide', 'rollback', 'verify', 'keygen', 'use_multiprocess_metrics', 'gunicorn_options',
            'json_logger_class', 'gevent_worker', 'check_port_free', 'run_gunicorn', 'serve', 'csv_number', 'input_text',
            'csv_rows', 'read_rows', 'predict_here', 'format_table', 'explain', 'predict', 'read_feedback_file',
-           'feedback', 'explain_items', 'format_monitoring', 'monitor', 'prediction_lineage', 'format_lineage',
-           'lineage']
+           'feedback', 'explain_items', 'format_comparisons', 'format_monitoring', 'monitor', 'prediction_lineage',
+           'format_lineage', 'lineage']
 
 # %% ../nbs/18_cli.ipynb #717b9158
 import ast
@@ -219,6 +220,23 @@ def check_key(path:Path, kind:str, # "signing" (a private key) or "verify" (a pu
 def cli():
     "wine_api: train the wine classifier from its notebook, and serve it."
 
+# %% ../nbs/18_cli.ipynb #929fd558
+def check_can_be_challenged(model_dir:Path):
+    "A `--challenge` run needs a current version to challenge: refused before the kernel starts if there is none."
+    from wine_api.store import ModelStoreError, current_version
+    try: current_version(model_dir)
+    except ModelStoreError as e:
+        raise click.UsageError(f"--challenge needs a current version to challenge: {e}") from None
+
+def challenge_with(model_dir:Path, version:int, share:float, signing_key:Path=None):
+    "Name the new version the store's challenger, and keep the decision."
+    from wine_api.engine import load_engine
+    from wine_api.store import ModelStoreError, record_decision, set_challenger
+    try: pointer = set_challenger(model_dir, version, share, check=load_engine)
+    except ModelStoreError as e: raise click.ClickException(f"version {version} was saved, not challenging: {e}")
+    record_decision(model_dir, "challenge", version, "wine-api train --challenge", against=pointer.against, share=share)
+    click.echo(f"version {version} challenges version {pointer.against} in the shadow, on {share:.0%} of requests")
+
 # %% ../nbs/18_cli.ipynb #8bf75d92
 @cli.command()
 @click.option("-p", "--parameter", "overrides", nargs=2, multiple=True, metavar="NAME VALUE",
@@ -240,11 +258,16 @@ def cli():
 @click.option("--feedback-since", metavar="TIME", help="Only feedback on predictions made from then on (ISO 8601).")
 @click.option("--promote-if-better", is_flag=True,
               help="Make the new version current only if it is no worse than the current one on the held-out rows.")
+@click.option("--challenge", is_flag=True,
+              help="Make the new version the store's challenger instead of current: it answers in the shadow, and is "
+                   "promoted on people's labels (see `wine-api models decide`).")
+@click.option("--share", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="With --challenge: the share of requests it also predicts.")
 @click.option("--notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run this copy of the training notebook (with your own `model` cell) instead of the packaged one.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(overrides, model_dir, report_dir, current, signing_key, feedback_log, feedback_since, promote_if_better,
-          list_params, notebook, quiet):
+          list_params, challenge, share, notebook, quiet):
     "Train a model by executing the training notebook with papermill."
     from wine_api.train import TrainingParameterError
     defaults = notebook_parameters(notebook or training_notebook())
@@ -253,9 +276,12 @@ def train(overrides, model_dir, report_dir, current, signing_key, feedback_log, 
     if list_params: return click.echo(parameter_list(params, defaults))
     if signing_key: check_key(signing_key, "signing")
     if feedback_log: check_feedback(feedback_log, feedback_since)
+    if challenge and promote_if_better: raise click.UsageError("give --challenge or --promote-if-better, not both")
+    if challenge: check_can_be_challenged(model_dir)
     report = new_report_path(report_dir)
     click.echo(f"Training with {', '.join(f'{k}={v!r}' for k, v in params.items())}\nReport: {report}")
-    try: result = run_training({**params, "model_dir": str(model_dir.resolve()), "make_current": current,
+    try: result = run_training({**params, "model_dir": str(model_dir.resolve()),
+                                "make_current": current and not challenge,
                                 "signing_key": str(signing_key.resolve()) if signing_key else None,
                                 "feedback": feedback_log, "feedback_since": feedback_since,
                                 "promote_if_better": promote_if_better},
@@ -265,6 +291,7 @@ def train(overrides, model_dir, report_dir, current, signing_key, feedback_log, 
     attach_report(Path(result["path"]), report.read_bytes())
     click.echo(format_result(result))
     if params["data"]: keep_exploration(params, Path(result["path"]), report_dir, quiet)
+    if challenge: challenge_with(model_dir, result["version"], share, signing_key)
 
 # %% ../nbs/18_cli.ipynb #ba82626f
 EXPLORE_PARAMS = ("data", "target", "features", "categorical")  # what `wine-api explore -p` sets
@@ -361,6 +388,27 @@ def flat_params(params:dict) -> dict:
     "A version's parameters in one level: the hyperparameters beside the run's own."
     return {**{k: v for k, v in params.items() if k != "hyperparameters"}, **(params.get("hyperparameters") or {})}
 
+# %% ../nbs/18_cli.ipynb #d87223cf
+def format_challenger(challenger) -> str:
+    "A line about the store's challenger, if it has one."
+    if challenger is None: return ""
+    what = "watches the current version (it was current before)" if challenger.role == "watch" else "challenges"
+    since = datetime.fromtimestamp(challenger.since, timezone.utc)
+    return (f"\nversion {challenger.version} {what} version {challenger.against} in the shadow, on "
+            f"{challenger.share:.0%} of requests, since {since:%Y-%m-%d %H:%M:%S} UTC")
+
+def format_history(history:list, most:int=10) -> str:
+    "The store's latest decisions, one line each."
+    if not history: return ""
+    lines = ["", f"decisions (the latest {min(most, len(history))} of {len(history)}):"]
+    for e in history[-most:]:
+        figures = e.get("figures") or {}
+        evidence = (f"; {figures['labelled']} labels, accuracy {figures['champion']['accuracy']:.3f} vs "
+                    f"{figures['challenger']['accuracy']:.3f}, McNemar p={figures['p_value']:.2g}"
+                    if figures.get("labelled") else "")
+        lines.append(f"  {e['at'][:19]}  {e['action']:9} version {e['version']:<4} by {e['by']}{evidence}")
+    return "\n".join(lines)
+
 # %% ../nbs/18_cli.ipynb #8c67f1c0
 @cli.group(invoke_without_command=True)
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("models"),
@@ -370,7 +418,7 @@ def flat_params(params:dict) -> dict:
               help="Ed25519 public key: promote, roll back to and verify only versions signed with its private key.")
 @click.pass_context
 def models(ctx, model_dir, as_json, verify_key):
-    "List the store's versions with their scores (current one marked *); promote, roll back, verify."
+    "List the store's versions (current one marked *), its challenger and its decisions; promote, challenge, decide."
     from wine_api.store import list_models
     ctx.obj = SimpleNamespace(model_dir=model_dir, public_key=check_key(verify_key, "verify") if verify_key else None)
     if ctx.invoked_subcommand is not None: return
@@ -379,7 +427,11 @@ def models(ctx, model_dir, as_json, verify_key):
         raise click.ClickException(
             f"no versions in {model_dir}; train one with `wine-api train --model-dir {model_dir}`"
         )
-    click.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() if as_json else format_models(found))
+    from wine_api.store import read_challenger, read_history
+    challenger, history = read_challenger(model_dir), read_history(model_dir)
+    if as_json: return click.echo(orjson.dumps({"versions": found, "challenger": challenger and vars(challenger),
+                                                "history": history}, option=orjson.OPT_INDENT_2).decode())
+    click.echo(format_models(found) + format_challenger(challenger) + format_history(history))
 
 # %% ../nbs/18_cli.ipynb #05b556f4
 def switch_current(model_dir:Path, change, # the store, and a function of it that switches CURRENT
@@ -395,12 +447,84 @@ def switch_current(model_dir:Path, change, # the store, and a function of it tha
 # %% ../nbs/18_cli.ipynb #5da1baf7
 @models.command()
 @click.argument("version", type=click.IntRange(1))
+@click.option("--watch/--no-watch", default=True, show_default=True,
+              help="Keep the version it replaces answering in the shadow, so the policy rolls back if it does better.")
 @click.pass_obj
-def promote(store, version):
+def promote(store, version, watch):
     "Verify every file of VERSION (and its signature, with --verify-key) and make it the current one."
     from wine_api.engine import load_engine
+    from wine_api.store import ModelStoreError, current_version, read_pointer, record_decision, set_challenger
     from wine_api.store import promote as promote_version
+    before = current_version(store.model_dir) if read_pointer(store.model_dir) is not None else None
     click.echo(switch_current(store.model_dir, lambda d: promote_version(d, version, store.public_key, load_engine)))
+    record_decision(store.model_dir, "promote", version, "wine-api models promote", previous=before)
+    if not watch or before in (None, version): return
+    try: set_challenger(store.model_dir, before, role="watch", public_key=store.public_key, check=load_engine)
+    except ModelStoreError as e: return click.echo(f"version {before} cannot watch it: {e}", err=True)
+    click.echo(f"version {before} now answers in the shadow: the policy rolls back to it if it does better")
+
+# %% ../nbs/18_cli.ipynb #386a83e2
+@models.command()
+@click.argument("version", type=click.IntRange(1), required=False)
+@click.option("--share", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="The share of requests the challenger also predicts.")
+@click.option("--stop", is_flag=True, help="End the shadowing: no challenger.")
+@click.pass_obj
+def challenge(store, version, share, stop):
+    "Name VERSION the store's challenger: it answers in the shadow of the current one, judged on people's labels."
+    from wine_api.engine import load_engine
+    from wine_api.store import ModelStoreError, record_decision, set_challenger, stop_challenger
+    if stop == (version is not None): raise click.UsageError("give a VERSION to challenge with, or --stop")
+    try:
+        if stop:
+            ended = stop_challenger(store.model_dir)
+            if ended is None: return click.echo(f"{store.model_dir}: no challenger to stop")
+            record_decision(store.model_dir, "stop", ended.version, "wine-api models challenge --stop",
+                            against=ended.against)
+            return click.echo(f"{store.model_dir}: version {ended.version} no longer answers in the shadow")
+        pointer = set_challenger(store.model_dir, version, share, public_key=store.public_key, check=load_engine)
+    except ModelStoreError as e: raise click.ClickException(str(e)) from None
+    record_decision(store.model_dir, "challenge", version, "wine-api models challenge", against=pointer.against,
+                    share=share)
+    click.echo(f"{store.model_dir}: version {version} challenges version {pointer.against} on {share:.0%} of requests")
+
+def format_decision(decision:dict) -> str:
+    "What `decide` did, or why it waits, in a sentence or two."
+    figures = decision.get("figures") or {}
+    if decision["action"] == "none": return decision["reason"]
+    evidence = (f"{figures['labelled']} labelled rows both answered: accuracy "
+                f"{figures['champion']['accuracy'] or 0:.3f} "
+                f"(current {figures['champion_version']}) vs {figures['challenger']['accuracy'] or 0:.3f} (version "
+                f"{figures['challenger_version']}); {figures['only_champion_right']} rows only the current one got "
+                f"right, {figures['only_challenger_right']} only the other; McNemar p = {figures['p_value']:.3g}")
+    if decision["action"] != "wait": return f"{decision['action']} version {decision['version']}: {evidence}"
+    needed = figures["labels_needed"]
+    more = f"about {needed} more labels needed" if needed is not None else "no sign of a difference yet"
+    return f"wait ({figures['verdict']}): {evidence}; {more}"
+
+@models.command()
+@click.option("--prediction-log", "log", metavar="URL", required=True,
+              help="The prediction log the servers write: a database URL, or a SQLite file.")
+@click.option("--min-labels", type=click.IntRange(1), default=100, show_default=True,
+              help="Labelled rows both versions answered before any decision.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="The significance level of McNemar's exact test.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision and its figures as JSON.")
+@click.pass_obj
+def decide(store, log, min_labels, alpha, as_json):
+    "Judge the challenger on people's labels: promote it if better, retire it if worse, else say what it needs."
+    from wine_api.engine import load_engine
+    from wine_api.judge import decide as decide_now
+    from wine_api.predlog import PredictionLog, database_url, missing_file
+    from wine_api.store import ModelStoreError
+    url = database_url(log)
+    if missing_file(url): raise click.ClickException(f"no prediction log at {missing_file(url)}")
+    plog = PredictionLog(url)
+    try: decision = decide_now(store.model_dir, plog, "wine-api models decide", min_labels, alpha, store.public_key,
+                               load_engine)
+    except ModelStoreError as e: raise click.ClickException(str(e)) from None
+    finally: plog.engine.dispose()
+    click.echo(orjson.dumps(decision, option=orjson.OPT_INDENT_2).decode() if as_json else format_decision(decision))
 
 # %% ../nbs/18_cli.ipynb #22631664
 @models.command()
@@ -409,7 +533,12 @@ def rollback(store):
     "Make the newest version older than the current one current again."
     from wine_api.engine import load_engine
     from wine_api.store import rollback as rollback_version
-    click.echo(switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key, load_engine)))
+    from wine_api.store import current_version, read_pointer, record_decision
+    before = read_pointer(store.model_dir)
+    said = switch_current(store.model_dir, lambda d: rollback_version(d, store.public_key, load_engine))
+    record_decision(store.model_dir, "rollback", current_version(store.model_dir), "wine-api models rollback",
+                    previous=int(before))
+    click.echo(said)
 
 # %% ../nbs/18_cli.ipynb #112dc885
 @models.command()
@@ -579,8 +708,15 @@ def run_gunicorn(app, # the WSGI app, created before the workers fork
                    "[default: predictions.sqlite beside the model store]")
 @click.option("--no-prediction-log", is_flag=True, help="Keep no prediction log: no ids, feedback or monitoring.")
 @click.option("--access-log", is_flag=True, help="Also write the server's own access log to stderr.")
+@click.option("--decide-every", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Run the promotion policy in the server: judge the store's challenger every SECONDS, and promote, "
+                   "retire or roll back on the evidence (as `wine-api models decide` does)")
+@click.option("--min-labels", type=click.IntRange(1), help="Labels both versions answered before any verdict  "
+                                                           "[default: 100]")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="The significance level of the judging test (McNemar's exact)  [default: 0.05]")
 def serve(host, port, workers, connections, server_name, model_path, max_rows, max_body_bytes, model_name,
-          api_key_file, verify_key, prediction_log, no_prediction_log, access_log):
+          api_key_file, verify_key, prediction_log, no_prediction_log, access_log, decide_every, min_labels, alpha):
     "Serve predictions over HTTP; a model store is followed as its current version changes."
     port = check_port_free(host, port)
     metrics_dir = use_multiprocess_metrics()
@@ -594,7 +730,8 @@ def serve(host, port, workers, connections, server_name, model_path, max_rows, m
         raise click.UsageError("give --prediction-log or --no-prediction-log, not both")
     settings = {"MODEL_PATH": model_path, "MAX_ROWS": max_rows, "MAX_CONTENT_LENGTH": max_body_bytes,
                 "MODEL_NAME": model_name, "API_KEY_FILE": api_key_file, "VERIFY_KEY": verify_key,
-                "PREDICTION_LOG": "off" if no_prediction_log else prediction_log}
+                "PREDICTION_LOG": "off" if no_prediction_log else prediction_log, "DECIDE_INTERVAL": decide_every,
+                "JUDGE_MIN_LABELS": min_labels, "JUDGE_ALPHA": alpha}
     try: app = create_app({k: v for k, v in settings.items() if v is not None})
     except ConfigError as e: raise click.ClickException(f"cannot serve: {e}") from None
     model = app_state(app).slot.model
@@ -769,6 +906,25 @@ def explain_items(error) -> str:
     "A feedback error for the terminal: the message, then each item's problem."
     return "\n".join([error.message] + [f"  {d['message']}" for d in error.details[1:]])
 
+# %% ../nbs/18_cli.ipynb #d2042840
+def format_comparisons(comparisons:list) -> list:
+    "Lines for each pair of versions judged on the same labelled rows."
+    lines = []
+    for c in comparisons:
+        ci = lambda side, key: "[{:.3f}, {:.3f}]".format(*c[side][key + "_interval"])
+        lines += ["", f"version {c['challenger_version']} in the shadow of version {c['champion_version']}, on "
+                      f"{c['labelled']} labelled rows both answered (they disagree on {c['disagreement'] or 0:.1%}):",
+                  f"  {'':12}{'accuracy':>10} {'95% interval':>16}{'macro-F1':>10} {'95% interval':>16}"]
+        for side, version in (("champion", c["champion_version"]), ("challenger", c["challenger_version"])):
+            figures = c[side]
+            lines.append(f"  {'v' + str(version):12}{figures['accuracy'] or 0:>10.3f} {ci(side, 'accuracy'):>16}"
+                         f"{figures['macro_f1'] or 0:>10.3f} {ci(side, 'macro_f1'):>16}")
+        needed = "" if c["labels_needed"] in (0, None) else f"; about {c['labels_needed']} more labels needed"
+        lines.append(f"  only v{c['champion_version']} right: {c['only_champion_right']}, only "
+                     f"v{c['challenger_version']} right: {c['only_challenger_right']}; McNemar p = {c['p_value']:.3g} "
+                     f"(alpha {c['alpha']}): {c['verdict']}{needed}")
+    return lines
+
 # %% ../nbs/18_cli.ipynb #e773db70
 def format_monitoring(answer:dict) -> str:
     "The monitoring figures as tables: one line per version, then one per feature with each version's rates and PSI."
@@ -778,6 +934,7 @@ def format_monitoring(answer:dict) -> str:
              f"{'version':>8}{'predictions':>13}{'labelled':>10}{'accuracy':>10}{'macro-F1':>10}"]
     lines += [f"{v['model_version']:>8}{v['predictions']:>13}{v['labelled']:>10}{fmt(v['accuracy']):>10}"
               f"{fmt(v['macro_f1']):>10}" for v in versions]
+    lines += format_comparisons(answer.get("comparisons") or [])
     if not versions: return "\n".join(lines + ["no predictions in this window"])
     lines += ["", f"{'feature':30}" + "".join(f"{'v' + str(v['model_version']) + ' out of range':>20}{'PSI':>8}"
                                             for v in versions)]

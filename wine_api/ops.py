@@ -447,7 +447,8 @@ def fast_path(app) -> callable:
             environ[FAST_REFUSAL] = e
             return flask_wsgi(environ, start_response)
         except Exception: return flask_wsgi(environ, start_response)  # Flask's route meets it again and answers it
-        if state.log is not None: state.log.add(logged_batch(record, route, X))
+        if state.log is not None:
+            state.log.add(logged_batch(record, route, X, state.slot.shadow_of(record.predictor)))
         duration = time.perf_counter() - record.started
         count_request(record, route, "POST", 200, duration)
         request_log.write(log_fields(record, "POST", environ["PATH_INFO"], 200, duration))

@@ -98,15 +98,17 @@ def record_prediction(predictor:Predictor, # the predictor `served_model` gave
     log = app_state().log
     if log is not None:
         record.batch_id = new_batch_id()
-        log.add(logged_batch(record, request.url_rule.rule, X))
+        log.add(logged_batch(record, request.url_rule.rule, X, app_state().slot.shadow_of(predictor)))
     return record.prediction
 
 def logged_batch(record:RequestRecord, # a record that holds its prediction and batch id
-                 route:str, X:np.ndarray) -> LoggedBatch:
+                 route:str, X:np.ndarray,
+                 shadow=None, # the challenger to predict `X` too, off the answer's path (`ModelSlot.shadow_of`)
+                ) -> LoggedBatch:
     "What the prediction log keeps of the record's prediction of `X` on `route`."
     prediction = record.prediction
     return LoggedBatch(record.batch_id, record.request_id, route, record.predictor.version, X, prediction.classes,
-                       prediction.probabilities, prediction.leaves)
+                       prediction.probabilities, prediction.leaves, shadow)
 
 # %% ../nbs/09_web.ipynb #51d053c1
 def name_the_answer(response:Response) -> Response:
