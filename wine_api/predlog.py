@@ -550,7 +550,8 @@ def shadow_answers(batches:list):
         start = 0
         for batch in group:
             n, batch.shadow = len(batch.classes), None
-            if table is not None: batch.challenger_version, batch.challenger_answers = shadow.version, table[start:]
+            if table is not None:
+                batch.challenger_version, batch.challenger_answers = shadow.version, table[start:start + n]
             start += n
 
 # %% ../nbs/03_predlog.ipynb #3261bf0c
