@@ -39,6 +39,22 @@ KEY = "bench-key-0123456789abcdef"
 AUTH = {"AUTHORIZATION": f"Bearer {KEY}"}
 
 
+def shadowed_store() -> Path:
+    """A store serving the bundled tree (version 1) with a second tree (version 2, trained with another seed) as its
+    challenger on every request: the same server as `wine_api`, shadowing every row."""
+    from sklearn.tree import DecisionTreeClassifier
+    from wine_api.data import feature_schema
+    from wine_api.store import bundled_model_dir, save_model, set_challenger
+    store = Path(LOG_DIR)/"shadowed-store"
+    if (store/"CHALLENGER").exists(): return store
+    shutil.copytree(bundled_model_dir(), store)
+    wine = load_wine_data()
+    other = DecisionTreeClassifier(random_state=1).fit(wine.X.to_numpy(np.float32), wine.y)
+    save_model(other, store, feature_schema(wine.X), wine.class_names, make_current=False)
+    set_challenger(store, 2, 1.0)
+    return store
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -60,6 +76,7 @@ def command(name:str, port:int) -> tuple:
     if name == "wine_api_key": return ours + log, {"WINE_API_API_KEYS": KEY}
     if name == "wine_api_nolog": return ours + ["--no-prediction-log"], {}
     if name == "wine_api_gunicorn": return ours + log + ["--server", "gunicorn"], {}
+    if name == "wine_api_shadow": return ours + log + ["--model-dir", str(shadowed_store())], {}
     app, _, server = name.partition("@")
     return [sys.executable, str(HERE/"serve.py"), app, str(port), server or "shipped"], {}
 
@@ -221,12 +238,14 @@ def main():
             ("wine_api_key", "c16", "/api/", b["row_key"], 16),
             ("wine_api_key", "predict_c16", "/predict", b["predict_row_key"], 16),
             ("wine_api_nolog", "predict_c16", "/predict", b["predict_row"], 16),
+            ("wine_api_shadow", "predict_c16", "/predict", b["predict_row"], 16),
             ("constant", "c16", "/api/", b["row"], 16), ("constant@rsgi", "c16", "/api/", b["row"], 16),
             ("wine_api_gunicorn", "c16", "/api/", b["row"], 16),
             ("tutorial@gthread", "batch", "/api/", b["batch"], 4), ("tutorial", "batch", "/api/", b["batch"], 4),
             ("wine_api", "batch", "/api/", b["batch"], 4),
             ("wine_api", "predict_batch", "/predict", b["predict_batch"], 4),
             ("wine_api_nolog", "predict_batch", "/predict", b["predict_batch"], 4),
+            ("wine_api_shadow", "predict_batch", "/predict", b["predict_batch"], 4),
             ("wine_api", "v2_json_batch", "/v2/models/wine/infer", b["v2_json_batch"], 4),
             ("wine_api", "v2_binary_batch", "/v2/models/wine/infer", b["v2_binary_batch"], 4)]
     names = list(dict.fromkeys(step[0] for step in plan))
@@ -342,11 +361,26 @@ def report(r):
                at_least, 10.0),
               ("lowest of the fresh starts at c16, × their median", lowest_start(r["spread"]), at_least, 0.85),
               ("cold start, seconds", ours["cold_start_s"], below, 0.5),
-              ("PSS, × the hello-world app's (shipped)", ours["pss_mib"] / hello["pss_mib"], at_most, 1.1)]
+              ("PSS, × the hello-world app's (shipped)", ours["pss_mib"] / hello["pss_mib"], at_most, 1.1),
+              ("/predict one row c16 shadowing every row, × no challenger",
+               ratio(r["wine_api_shadow"]["predict_c16"], ours["predict_c16"]), at_least, 0.85),
+              ("/predict 1000-row batches shadowing every row, × no challenger",
+               ratio(r["wine_api_shadow"]["predict_batch"], ours["predict_batch"]), at_least, 0.75)]
     print("\ntargets (measured, then the target):")
     for label, measured, (passes, sign), target in checks:
         print(f"  {'PASS' if passes(measured, target) else 'FAIL'}  {label}: {measured:.3f} {sign} {target}")
     log_cost(r)
+    shadow_cost(r)
+
+
+def shadow_cost(r):
+    "A challenger shadowing every row against the same server with none, paired run by run."
+    on, off = r["wine_api_shadow"], r["wine_api"]
+    print(f"\n{'challenger shadowing every row / none':44}{'shadow':>10}{'none':>10}{'× none':>9}")
+    for label, run in [("/predict one row c16, req/s", "predict_c16"),
+                       ("/predict 1000-row batches c4, rows/s", "predict_batch")]:
+        scale = 1000 if "batch" in run else 1
+        print(f"{label:44}{on[run]['rps'] * scale:10.0f}{off[run]['rps'] * scale:10.0f}{ratio(on[run], off[run]):9.2f}")
 
 
 def log_write_rate(seconds:float=3.0) -> dict:

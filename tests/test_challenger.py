@@ -184,3 +184,18 @@ def test_a_challenger_deleted_while_served_and_a_database_outage_lose_nothing(we
         assert (rows.challenger_served == fitted[1].predict(rows.inputs)).all()
     finally:
         database.stop()
+
+
+def test_training_on_feedback_as_a_challenger(tmp_path):
+    "`wine-api train --challenge`: the new version answers in the shadow instead of becoming current; refused first "
+    "when there is nothing to challenge."
+    store = store_with_two_versions(tmp_path)
+    refused = run_cli("train", "--model-dir", tmp_path/"empty", "--challenge", "--quiet", cwd=tmp_path)
+    assert refused.returncode == 2 and "--challenge needs a current version" in refused.stderr, refused.stderr
+    assert not (tmp_path/"empty").exists() or not any((tmp_path/"empty").iterdir())
+    run = run_cli("train", "--model-dir", store, "--report-dir", tmp_path/"reports", "--challenge", "--share", "0.5",
+                  "-p", "max_depth", "3", "--quiet", cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "version 3 challenges version 1 in the shadow, on 50% of requests" in run.stdout, run.stdout
+    assert current_version(store) == 1 and (read_challenger(store).version, read_challenger(store).share) == (3, 0.5)
+    assert (read_history(store)[-1]["action"], read_history(store)[-1]["by"]) == ("challenge", "wine-api train --challenge")
