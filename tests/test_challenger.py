@@ -115,6 +115,8 @@ def test_the_challenger_is_judged_on_labels_promoted_and_a_worse_version_rolled_
         monitoring = requests.get(f"{server.url}/monitoring", timeout=30).json()
         pair = next(c for c in monitoring["comparisons"] if (c["champion_version"], c["challenger_version"]) == (2, 1))
         assert pair["verdict"] == "better" and pair["labelled"] >= figures["labelled"]
+        card = requests.get(f"{server.url}/model/card", timeout=30).text  # the card draws the same judgement
+        assert 'id="live"' in card and 'data-champion="2" data-challenger="1" data-verdict="better"' in card, card[:2000]
 
         # the one-split tree promoted by hand: the tree it replaced watches it, and the policy rolls back to it
         by_hand = run_cli("models", "--model-dir", store, "promote", "2", cwd=store.parent)
@@ -127,6 +129,9 @@ def test_the_challenger_is_judged_on_labels_promoted_and_a_worse_version_rolled_
         assert all_answer(server, 1)
         listed = run_cli("models", "--model-dir", store, cwd=store.parent).stdout
         assert "rollback  version 1    by policy (server)" in listed and "McNemar p=" in listed, listed
+        traced = run_cli("lineage", rows.ids[0], "--model-dir", store, "--prediction-log", log_url, cwd=store.parent)
+        assert traced.returncode == 0 and "in the shadow, version 1 answered class" in traced.stdout, traced.stderr
+        assert "promote   version 1" in traced.stdout and "rollback  version 1" in traced.stdout, traced.stdout
     finally:
         server.stop()
 

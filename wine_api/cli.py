@@ -965,7 +965,7 @@ def monitor(url, api_key, window, since, until, as_json):
 def prediction_lineage(prediction_id:str, log_url:str, model_dir:Path) -> dict:
     "One prediction, the version that made it, and where that version came from; `ClickException` when not found."
     from wine_api.predlog import PredictionLog, missing_file, redacted
-    from wine_api.store import REPORT_FILE, ModelStoreError, read_manifest, version_dir
+    from wine_api.store import REPORT_FILE, ModelStoreError, read_history, read_manifest, version_dir
     if missing_file(log_url):
         raise click.ClickException(f"no prediction log at {missing_file(log_url)}; give it with --prediction-log")
     log = PredictionLog(log_url)
@@ -981,7 +981,8 @@ def prediction_lineage(prediction_id:str, log_url:str, model_dir:Path) -> dict:
     return {"prediction": found, "model": {
         "version": manifest["model_version"], "path": str(where), "trained_at": manifest["trained_at"],
         "class_names": manifest["class_names"], "params": manifest["params"], "metrics": manifest["metrics"],
-        "lineage": manifest.get("lineage"), "report": str(report) if report.is_file() else None}}
+        "lineage": manifest.get("lineage"), "report": str(report) if report.is_file() else None,
+        "decisions": read_history(model_dir, found["model_version"])}}
 
 # %% ../nbs/18_cli.ipynb #41d51916
 def format_lineage(found:dict) -> str:
@@ -1002,7 +1003,10 @@ def format_lineage(found:dict) -> str:
               "  feedback used: " + (f"{fb['rows']} rows, {fb['first_id']} .. {fb['last_id']}, sha256 {fb['sha256']}"
                                       if fb else "none"),
               f"  report: {m['report'] or 'not kept'}"]
-    return "\n".join(lines)
+    if found["prediction"].get("challenger"):
+        shadow = found["prediction"]["challenger"]
+        lines.append(f"  in the shadow, version {shadow['model_version']} answered class {name(shadow['class'])}")
+    return "\n".join(lines + [format_history(m.get("decisions") or [])[1:]] if m.get("decisions") else lines)
 
 # %% ../nbs/18_cli.ipynb #3887e498
 @cli.command()

@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['MAX_REPORT_BYTES', 'MAX_FIGURE_BYTES', 'PNG_SIGNATURE', 'FIGURE_TAG', 'CARD_PROSE_TAG', 'CARD_EXAMPLE_TAG', 'METRICS',
            'ENGINE_TEXT', 'STATIC', 'REPORT_CSS_FILE', 'REPORT_TAGS', 'REPORT_ATTRIBUTES', 'RUN_TAG', 'PARAMETERS_TAG',
-           'HIDE_DIRECTIVE', 'EXPLORE_TAG', 'bp', 'OPEN_ENDPOINTS', 'SWAGGER_FILES', 'read_report', 'cell_tags',
-           'cell_text', 'Figure', 'png_figure', 'caption_from_tag', 'report_figures', 'markdown_html', 'report_prose',
-           'example_value', 'report_example', 'ReportParts', 'file_stamp', 'report_parts', 'metric_rows',
-           'shown_number', 'feature_rows', 'data_facts', 'fallback_example', 'model_facts', 'model_card', 'report_css',
-           'clean_html', 'run_cells', 'readable_output', 'readable_cells', 'report_body', 'page_urls', 'served_card',
+           'HIDE_DIRECTIVE', 'EXPLORE_TAG', 'bp', 'OPEN_ENDPOINTS', 'LIVE_WINDOW', 'BAR_PIXELS', 'VERDICTS',
+           'SWAGGER_FILES', 'read_report', 'cell_tags', 'cell_text', 'Figure', 'png_figure', 'caption_from_tag',
+           'report_figures', 'markdown_html', 'report_prose', 'example_value', 'report_example', 'ReportParts',
+           'file_stamp', 'report_parts', 'metric_rows', 'shown_number', 'feature_rows', 'data_facts',
+           'fallback_example', 'model_facts', 'model_card', 'report_css', 'clean_html', 'run_cells', 'readable_output',
+           'readable_cells', 'report_body', 'live_sides', 'live_pairs', 'page_urls', 'served_card', 'live_figures',
            'content_policy', 'html_response', 'home', 'model_card_fragment', 'report', 'exploration', 'swagger_dir',
            'docs', 'docs_asset']
 
@@ -20,6 +21,7 @@ import hashlib
 import json
 import math
 import struct
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.util import find_spec
@@ -28,7 +30,9 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, render_template, request, send_from_directory, url_for
 from markupsafe import Markup
 
-from .errors import ReportUnavailable
+from .errors import LogUnavailable, ReportUnavailable
+from .judge import comparisons
+from .predlog import reachable
 from .store import EXPLORATION_FILE, REPORT_FILE, serving_engine
 from .web import app_state, served_model
 
@@ -342,6 +346,29 @@ def report_body(version_path:Path, name:str=REPORT_FILE) -> Markup:
 bp = Blueprint("page", __name__, static_folder="static", static_url_path="/assets", template_folder="templates")
 OPEN_ENDPOINTS = {"page.home", "page.docs", "page.static", "page.docs_asset"}  # no key: they show nothing of the model
 
+# %% ../nbs/14_page.ipynb #f2309df3
+LIVE_WINDOW = 7 * 86400  # the card's live figures: labels on the predictions of the last week
+BAR_PIXELS = 300         # the drawn accuracy: 0 to 1 over this many pixels
+VERDICTS = {"better": "version {c} does better, with significance", "worse": "version {c} does worse, with significance",
+            "undecided": "no significant difference yet", "too few labels": "too few labels for a verdict yet"}
+
+def live_sides(pair:dict) -> list:
+    "Both versions of a judged pair as the card draws them: figures, and their bar and interval in pixels."
+    sides = []
+    for side, role in (("champion", "serving"), ("challenger", "in the shadow")):
+        f = pair[side]
+        low, high = f["accuracy_interval"]
+        sides.append({"version": pair[f"{side}_version"], "role": role, "accuracy": f["accuracy"],
+                      "interval": [low, high], "macro_f1": f["macro_f1"], "f1_interval": f["macro_f1_interval"],
+                      "bar": round(BAR_PIXELS * (f["accuracy"] or 0), 1), "low": round(BAR_PIXELS * low, 1),
+                      "high": round(BAR_PIXELS * high, 1)})
+    return sides
+
+def live_pairs(pairs:list, version:int) -> list:
+    "The judged pairs the served `version` is part of (two at most), ready for the card."
+    return [{**p, "sides": live_sides(p), "verdict_text": VERDICTS[p["verdict"]].format(c=p["challenger_version"])}
+            for p in pairs if version in (p["champion_version"], p["challenger_version"])][:2]
+
 # %% ../nbs/14_page.ipynb #7fc26fb0
 def page_urls() -> dict:
     "The URLs the pages' scripts call, with the prefix the server is mounted under (`SCRIPT_NAME`)."
@@ -353,8 +380,21 @@ def page_urls() -> dict:
 def served_card() -> dict:
     "The card of the version served now (a `ModelUnavailable` error when none is loaded)."
     predictor = served_model().ready()
-    return model_card(predictor.artifact.manifest, report_parts(predictor.artifact.path, predictor.feature_names),
+    card = model_card(predictor.artifact.manifest, report_parts(predictor.artifact.path, predictor.feature_names),
                       current_app.config["MODEL_NAME"], (Path(predictor.artifact.path)/EXPLORATION_FILE).is_file())
+    return {**card, "live": live_figures(predictor)}
+
+def live_figures(predictor) -> dict:
+    "The card's live traffic: the challenger's status and the judged pairs of the served version; None if nothing."
+    state = app_state()
+    if state.log is None: return None
+    status, config = state.slot.challenger_status(), current_app.config
+    try:
+        with reachable(state.log.url): rows = state.log.labelled_rows(time.time() - LIVE_WINDOW)
+    except LogUnavailable: return {"status": status, "pairs": [], "problem": "the prediction log cannot be read now"}
+    pairs = live_pairs(comparisons(rows, predictor.class_names, config["JUDGE_MIN_LABELS"], config["JUDGE_ALPHA"]),
+                       predictor.version)
+    return {"status": status, "pairs": pairs, "problem": None} if status or pairs else None
 
 # %% ../nbs/14_page.ipynb #2eb185c0
 def content_policy(page:str) -> str:
