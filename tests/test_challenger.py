@@ -79,6 +79,14 @@ def traffic_until(server, store, fitted:dict, done, most_rounds:int=40) -> int:
     raise AssertionError(f"no decision after {labelled} labels: {read_history(store)[-3:]}")
 
 
+def decided(store, action:str, version:int) -> bool:
+    "Whether the store's last decision is `action` on `version` and `version` is current (the pointer moves first, "
+    "the decision is recorded once it has: a reader can see one without the other for a moment)."
+    history = read_history(store)
+    return bool(history) and (history[-1]["action"], history[-1]["version"]) == (action, version) \
+        and current_version(store) == version
+
+
 def all_answer(server, version:int, seconds:float=10) -> bool:
     "Whether, within `seconds`, 40 requests in a row (both workers) are answered by `version`."
     deadline = time.monotonic() + seconds
@@ -95,8 +103,7 @@ def test_the_challenger_is_judged_on_labels_promoted_and_a_worse_version_rolled_
     try:
         ready = requests.get(f"{server.url}/ready", timeout=5).json()
         assert ready["model_version"] == 2 and ready["challenger"]["version"] == 1, ready
-        promoted = lambda: current_version(store) == 1
-        sent = traffic_until(server, store, fitted, promoted)
+        sent = traffic_until(server, store, fitted, lambda: decided(store, "promote", 1))
         decision = read_history(store)[-1]
         assert (decision["action"], decision["version"], decision["by"]) == ("promote", 1, "policy (server)")
         figures = decision["figures"]
@@ -122,7 +129,7 @@ def test_the_challenger_is_judged_on_labels_promoted_and_a_worse_version_rolled_
         by_hand = run_cli("models", "--model-dir", store, "promote", "2", cwd=store.parent)
         assert by_hand.returncode == 0 and "version 1 now answers in the shadow" in by_hand.stdout, by_hand.stderr
         assert all_answer(server, 2)
-        traffic_until(server, store, fitted, lambda: current_version(store) == 1)
+        traffic_until(server, store, fitted, lambda: decided(store, "rollback", 1))
         rollback = read_history(store)[-1]
         assert (rollback["action"], rollback["version"], rollback["previous"]) == ("rollback", 1, 2)
         assert rollback["figures"]["p_value"] < 0.05 and read_challenger(store) is None

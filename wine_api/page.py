@@ -349,7 +349,8 @@ OPEN_ENDPOINTS = {"page.home", "page.docs", "page.static", "page.docs_asset"}  #
 # %% ../nbs/14_page.ipynb #f2309df3
 LIVE_WINDOW = 7 * 86400  # the card's live figures: labels on the predictions of the last week
 BAR_PIXELS = 300         # the drawn accuracy: 0 to 1 over this many pixels
-VERDICTS = {"better": "version {c} does better, with significance", "worse": "version {c} does worse, with significance",
+VERDICTS = {"better": "version {c} does better, with significance",
+            "worse": "version {c} does worse, with significance",
             "undecided": "no significant difference yet", "too few labels": "too few labels for a verdict yet"}
 
 def live_sides(pair:dict) -> list:
