@@ -24,6 +24,7 @@ py_versions = '3.11 3.12 3.13'.split()
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 notebook_requirements = shlex.split(cfg.get('notebook_requirements', ''))
+spark_requirements = shlex.split(cfg.get('spark_requirements', ''))
 min_python = cfg['min_python']
 package_data = {cfg['lib_name']: cfg.get('package_data', '').split()}
 
@@ -39,7 +40,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     package_data = package_data,
     install_requires = requirements,
-    extras_require = {'dev': dev_requirements, 'notebook': notebook_requirements},
+    extras_require = {'dev': dev_requirements, 'notebook': notebook_requirements, 'spark': spark_requirements},
     python_requires = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
     long_description_content_type = 'text/markdown',

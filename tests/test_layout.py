@@ -11,7 +11,8 @@ from harness import REPO
 from wine_api.data import TUTORIAL_ROW
 
 PACKAGE = REPO/"wine_api"
-NO_WEB = ["errors", "data", "store", "engine", "predlog", "judge", "train", "predict", "serving", "tensors"]  # the data plane: no Flask, no werkzeug
+NO_WEB = ["errors", "data", "store", "engine", "predlog", "judge", "train", "predict", "serving", "tensors", "batch",
+          "spark"]  # the data plane: no Flask, no werkzeug
 
 
 def chapter(module:str) -> tuple:
@@ -31,6 +32,8 @@ def imported_modules(module:str) -> set:
             found |= {alias.name for alias in node.names if (PACKAGE/f"{alias.name}.py").exists()}
         elif isinstance(node, ast.ImportFrom) and node.level == 1:  # nbdev writes `from .x import y`, `from . import x`
             found |= {node.module} if node.module else {alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):  # `import wine_api.batch as batching`
+            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("wine_api.")}
     return found
 
 
@@ -51,6 +54,14 @@ def test_the_layout_has_every_floor():
 def test_the_data_plane_does_not_import_flask(module):
     script = (f"import sys, wine_api.{module}; "
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_the_base_install_never_imports_pyspark():
+    "Spark is an optional extra: only `wine_api.spark` imports it, and only when it is called."
+    script = ("import sys, wine_api.cli, wine_api.app, wine_api.batch, wine_api.spark; "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 

@@ -11,9 +11,9 @@ __all__ = ['EXPLORE_PARAMS', 'PARSER_ERRORS', 'training_notebook', 'exploration_
            'flat_params', 'format_challenger', 'format_history', 'models', 'switch_current', 'promote', 'challenge',
            'format_decision', 'decide', 'rollback', 'verify', 'keygen', 'use_multiprocess_metrics', 'gunicorn_options',
            'json_logger_class', 'gevent_worker', 'check_port_free', 'run_gunicorn', 'serve', 'csv_number', 'input_text',
-           'csv_rows', 'read_rows', 'predict_here', 'format_table', 'explain', 'predict', 'read_feedback_file',
-           'feedback', 'explain_items', 'format_comparisons', 'format_monitoring', 'monitor', 'prediction_lineage',
-           'format_lineage', 'lineage']
+           'csv_rows', 'read_rows', 'predict_here', 'format_table', 'explain', 'score_into_file', 'predict',
+           'read_feedback_file', 'feedback', 'explain_items', 'format_comparisons', 'format_monitoring', 'monitor',
+           'prediction_lineage', 'format_lineage', 'lineage']
 
 # %% ../nbs/18_cli.ipynb #717b9158
 import ast
@@ -813,12 +813,13 @@ def read_rows(data:bytes,     # the input's bytes
 # %% ../nbs/18_cli.ipynb #63cff52b
 def predict_here(body:dict, # a `/predict` body
                  model_path=None, # model store or version directory; None for the bundled model
+                 public_key=None, # when given, the version must be signed with its private key
                 ) -> dict:
     "The `/predict` answer for `body`, computed in this process."
     from wine_api.predict import Body, load_predictor, predict_input
     from wine_api.serving import PredictionRenderer
     from wine_api.store import bundled_model_dir
-    predictor = load_predictor(model_path or bundled_model_dir())
+    predictor = load_predictor(model_path or bundled_model_dir(), public_key)
     X = predict_input(Body(body, fast=False), predictor.feature_names, max_rows=sys.maxsize, table=predictor.table)
     prediction = predictor.predict(X)
     warnings = predictor.range_warnings(X, prediction)
@@ -842,23 +843,73 @@ def explain(error) -> str:
     ]
     return "\n".join(lines)
 
+# %% ../nbs/18_cli.ipynb #0584f381
+def score_into_file(source:Path, output:Path, model_path, public_key, kind:str, output_format:str, id_column:str,
+                    rejects:Path, quiet:bool, url:str=None):
+    "`wine-api predict --output`: stream SOURCE through the verified model into OUTPUT, and say what was done."
+    from wine_api.batch import BatchError, BatchRowError, score_file
+    from wine_api.predict import Predictor
+    from wine_api.store import ModelStoreError, bundled_model_dir, verify_version
+    if url: raise click.UsageError("--output scores here, with the verified version (--model); it does not ask a "
+                                   "server (--url)")
+    if str(source) == "-": raise click.UsageError("--output streams a file: name it instead of - (standard input)")
+    if kind == "json": raise click.UsageError("a JSON document cannot be streamed: give JSON lines (--input-format "
+                                              "jsonl), CSV or Parquet")
+    try:
+        served = verify_version(model_path or bundled_model_dir(), public_key)
+        summary = score_file(source, output, Predictor(served), served.fingerprint, None if kind == "auto" else kind,
+                             output_format, id_column, rejects, progress=False if quiet else None)
+    except ModelStoreError as e: raise click.ClickException(f"cannot predict here: {e}") from None
+    except BatchError as e: raise click.ClickException(str(e)) from None
+    except BatchRowError as e: raise click.ClickException(e.message) from None
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: nothing was written to {output}", err=True)
+        sys.exit(130)
+    rejected = f", {summary.rejected:,} rejected into {rejects}" if rejects else ""
+    click.echo(f"scored {summary.scored:,} of {summary.rows:,} rows{rejected} in {summary.seconds:.1f} s "
+               f"({summary.rows_per_second:,.0f} rows/s) with version {summary.model_version} "
+               f"({summary.fingerprint[:12]}) into {output}", err=True)
+
 # %% ../nbs/18_cli.ipynb #d63ed030
 @cli.command()
-@click.argument("source", type=click.File("rb"), default="-")
+@click.argument("source", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path), default="-")
 @click.option("--url", help="Ask the server at this URL (e.g. http://127.0.0.1:5000) instead of predicting here.")
 @click.option("--api-key", envvar="WINE_API_KEY", help="API key for a server that needs one  [env: WINE_API_KEY]")
 @click.option("--model", "model_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Model store or version directory, when predicting here  [default: the bundled model]")
-@click.option("--input-format", "kind", type=click.Choice(["auto", "csv", "json"]), default="auto", show_default=True)
-@click.option("--format", "output", type=click.Choice(["json", "table"]), default="json", show_default=True)
-def predict(source, url, api_key, model_path, kind, output):
-    "Predict the rows of SOURCE (a CSV or JSON file, or - for standard input)."
+@click.option("--verify-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ed25519 public key: predict here only with a version signed by its private key.")
+@click.option("--input-format", "kind", type=click.Choice(["auto", "csv", "json", "jsonl", "parquet"]),
+              default="auto", show_default=True, help="auto: from the file's name (or its first character, for -)")
+@click.option("--format", "output", type=click.Choice(["json", "table"]), default="json", show_default=True,
+              help="What to print, without --output.")
+@click.option("-o", "--output", "output_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Stream the scores into this file (CSV, Parquet or JSON lines, by its name), in bounded memory.")
+@click.option("--output-format", type=click.Choice(["csv", "parquet", "jsonl"]), help="The kind of --output.")
+@click.option("--id-column", metavar="NAME", help="With --output: an input column copied into each output row.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --output: rows that cannot be scored go to this file (line, feature, message) while the rest "
+                   "is scored; without it, the first one stops the run.")
+@click.option("--quiet", is_flag=True, help="No progress bar (it shows only on a terminal anyway).")
+def predict(source, url, api_key, model_path, verify_key, kind, output, output_file, output_format, id_column,
+            rejects, quiet):
+    """Predict the rows of SOURCE (a CSV or JSON file, or - for standard input); with --output, score a CSV, Parquet
+    or JSON lines file of any size into a file."""
     from wine_api.client import ServerError, WineApiClient, WineApiClientError
     from wine_api.errors import WineApiError
     from wine_api.store import ModelStoreError
+    public_key = check_key(verify_key, "verify") if verify_key else None
+    if output_file is not None: return score_into_file(source, output_file, model_path, public_key, kind,
+                                                       output_format, id_column, rejects, quiet, url)
+    for name, value in (("--id-column", id_column), ("--rejects", rejects), ("--output-format", output_format)):
+        if value is not None: raise click.UsageError(f"{name} goes with --output FILE")
+    if kind in ("jsonl", "parquet"): raise click.UsageError(f"a {kind} input is scored with --output FILE")
     try:
-        body = read_rows(source.read(), kind)
-        answer = WineApiClient(url, api_key=api_key).predict(body) if url else predict_here(body, model_path)
+        data = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
+        body = read_rows(data, kind)
+        answer = WineApiClient(url, api_key=api_key).predict(body) if url else \
+            predict_here(body, model_path, public_key)
+    except OSError as e: raise click.ClickException(f"cannot read {source}: {e.strerror}") from None
     except (WineApiError, ServerError) as e: raise click.ClickException(explain(e)) from None
     except ModelStoreError as e: raise click.ClickException(f"cannot predict here: {e}") from None
     except WineApiClientError as e: raise click.ClickException(str(e)) from None

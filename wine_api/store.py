@@ -15,10 +15,10 @@ __all__ = ['FORMAT_VERSION', 'READ_FORMATS', 'MODEL_FILE', 'TREE_FILE', 'ENGINE_
            'load_verify_key', 'key_id', 'sign_manifest', 'check_signature', 'save_model', 'read_manifest_bytes',
            'parse_manifest', 'read_manifest', 'resolve_version_dir', 'check_format', 'check_pickle_compatible',
            'read_verified_bytes', 'check_matches_manifest', 'check_version_number', 'read_checked_manifest',
-           'load_model', 'check_tree_matches_manifest', 'load_tree', 'ServingFiles', 'serving_engine', 'load_serving',
-           'verify_version', 'bundled_model_dir', 'attach_report', 'version_summary', 'list_models', 'promote',
-           'rollback', 'Challenger', 'challenger_problem', 'read_challenger', 'inputs_problem', 'set_challenger',
-           'stop_challenger', 'record_decision', 'read_history']
+           'read_fingerprinted_manifest', 'load_model', 'check_tree_matches_manifest', 'load_tree', 'ServingFiles',
+           'serving_engine', 'load_serving', 'verify_version', 'bundled_model_dir', 'attach_report', 'version_summary',
+           'list_models', 'promote', 'rollback', 'Challenger', 'challenger_problem', 'read_challenger',
+           'inputs_problem', 'set_challenger', 'stop_challenger', 'record_decision', 'read_history']
 
 # %% ../nbs/02_store.ipynb #ee23a624
 import base64
@@ -634,12 +634,18 @@ def read_checked_manifest(path, # a store (follows `CURRENT`) or a version direc
                           public_key:Ed25519PublicKey=None,
                          ) -> tuple:
     "The version directory `path` designates and its manifest: valid, of this format, signed if a key is given."
+    version_dir, manifest, _ = read_fingerprinted_manifest(path, public_key)
+    return version_dir, manifest
+
+def read_fingerprinted_manifest(path, public_key:Ed25519PublicKey=None) -> tuple:
+    """`read_checked_manifest`, and the version's fingerprint: the sha256 of its manifest's bytes, which hold every
+    file's sha256, so two versions with one fingerprint are the same bytes (a batch output stamps it on each row)."""
     version_dir = resolve_version_dir(path)
     data = read_manifest_bytes(version_dir)
     if public_key is not None: check_signature(version_dir, data, public_key)
     manifest = parse_manifest(data, version_dir)
     check_version_number(version_dir, manifest)
-    return version_dir, manifest
+    return version_dir, manifest, hashlib.sha256(data).hexdigest()
 
 # %% ../nbs/02_store.ipynb #fbf6fba4
 def load_model(path, # a store (follows `CURRENT`) or a version directory
@@ -682,6 +688,7 @@ class ServingFiles(Artifact):
     "A verified version's serving file: which engine reads it and its bytes (checked against the manifest)."
     engine: str = None   # `tree`, `arrays` or `skops`
     data: bytes = None   # the file's bytes
+    fingerprint: str = None  # the sha256 of the manifest's bytes (see `read_fingerprinted_manifest`)
 
 def serving_engine(manifest:dict) -> str:
     "The engine that serves a version: its manifest says so from format 3 on; before, it was always the tree."
@@ -692,10 +699,10 @@ def load_serving(path, # a store (follows `CURRENT`) or a version directory
                  public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
                 ) -> ServingFiles:
     "The verified bytes of what serves the version at `path`, unpickling nothing."
-    version_dir, manifest = read_checked_manifest(path, public_key)
+    version_dir, manifest, fingerprint = read_fingerprinted_manifest(path, public_key)
     engine = serving_engine(manifest)
     data = read_verified_bytes(version_dir, manifest, SERVING_FILES[engine])
-    return ServingFiles(manifest, version_dir, engine, data)
+    return ServingFiles(manifest, version_dir, engine, data, fingerprint)
 
 # %% ../nbs/02_store.ipynb #afb56896
 def verify_version(path, # a store (follows `CURRENT`) or a version directory
