@@ -185,7 +185,7 @@ def csv_byte_blocks(path:Path, start:int, block_bytes:int):
             line += n_lines
             if at_end: return
 
-def csv_block_parsers(path:Path, names:list, block_bytes:int=4 << 20, numbers:set=frozenset()):
+def csv_block_parsers(path:Path, names:list, block_bytes:int=2 << 20, numbers:set=frozenset()):
     """A CSV file's blocks, each as a call that parses it (`score_file` runs them in its threads, beside the scoring);
     the header was checked (`read_blocks`)."""
     header, delimiter, header_bytes = csv_start(path)
@@ -194,17 +194,18 @@ def csv_block_parsers(path:Path, names:list, block_bytes:int=4 << 20, numbers:se
     for data, line, n_lines, end in csv_byte_blocks(path, header_bytes, block_bytes):
         yield partial(parse_csv_block, data, header_line, line, n_lines, names, delimiter, end, numbers)
 
-def csv_blocks(path:Path, names:list, block_bytes:int=4 << 20, numbers:set=frozenset()):
+def csv_blocks(path:Path, names:list, block_bytes:int=2 << 20, numbers:set=frozenset()):
     "The `Block`s of a CSV file, parsed one after the other."
     for parse in csv_block_parsers(path, names, block_bytes, numbers): yield parse()
 
 # %% ../nbs/07b_batch.ipynb #918a621a
 MISSING = object()  # a JSON record without the key
 
-def parquet_blocks(path:Path, names:list, block_rows:int=65536):
+def parquet_blocks(path:Path, names:list, block_rows:int=32768):
     "The `Block`s of a Parquet file (its schema was checked by `read_blocks`)."
     first = 1
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=block_rows, columns=names):
+    # pre_buffer off: Arrow 26 otherwise keeps every row group it has read in memory until the file is closed
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=block_rows, columns=names):
         n = batch.num_rows
         yield Block(np.arange(first, first + n, dtype=np.int64), dict(zip(names, batch.columns)), [], first + n - 1)
         first += n
@@ -225,7 +226,7 @@ def jsonl_block(data:bytes, first_line:int, names:list, done:float) -> Block:
         for name in names: columns[name].append(record.get(name, MISSING))
     return Block(np.array(lines, dtype=np.int64), columns, unreadable, done)
 
-def jsonl_blocks(path:Path, names:list, block_bytes:int=4 << 20):
+def jsonl_blocks(path:Path, names:list, block_bytes:int=2 << 20):
     "The `Block`s of a JSON lines file."
     with open(path, "rb") as f:
         rest, line = b"", 1
@@ -277,7 +278,7 @@ def read_blocks(path, # the input file
                 kind:str, # `csv`, `parquet` or `jsonl` (see `file_kind`)
                 predictor:Predictor, # the model: its features name the columns read
                 id_column:str=None, # a column carried into the output as it is
-                block_bytes:int=4 << 20, # CSV and JSON lines: bytes a block; Parquet: 64 Ki rows
+                block_bytes:int=2 << 20, # CSV and JSON lines: bytes a block; Parquet: 32 Ki rows
                ) -> tuple:
     """`(columns, total, blocks)`: the columns read, the file's size (bytes, or Parquet rows), and its `Block`s (a CSV
     file's as calls that parse them)."""
@@ -404,15 +405,16 @@ def encode_block(block:Block, predictor:Predictor) -> Encoded:
     X = np.ascontiguousarray(columns.T if not problems else columns.T[good])  # rows, as the engine takes them
     return Encoded(X, good, sorted(problems, key=lambda p: p[0]))
 
-# %% ../nbs/07b_batch.ipynb #2e445ad1
-SCORE_ROWS = 8192  # an ensemble's rows scored at a time: its per-tree leaf values stay a few MiB
+# %% ../nbs/07b_batch.ipynb #604c0b70
+SCORE_ROWS = 4096  # an ensemble's rows scored at a time: its per-tree leaf values stay a few MiB
 
 def predict_in_slices(predictor:Predictor, X:np.ndarray) -> Prediction:
     "`predictor.predict(X)`, an ensemble's in slices of about `SCORE_ROWS` rows."
     if predictor.single_tree or len(X) <= SCORE_ROWS: return predictor.predict(X)
     parts = [predictor.predict(part) for part in np.array_split(X, math.ceil(len(X) / SCORE_ROWS))]
-    return Prediction(None, np.concatenate([p.classes for p in parts]), np.concatenate([p.probabilities for p in parts]),
-                      np.concatenate([p.out_of_range for p in parts]), any(p.outside for p in parts))
+    joined = lambda field: np.concatenate([getattr(p, field) for p in parts])
+    return Prediction(None, joined("classes"), joined("probabilities"), joined("out_of_range"),
+                      any(p.outside for p in parts))
 
 def warning_heads(predictor:Predictor) -> list:
     "Per feature, a warning's JSON around its value: `(head, tail)`, or the whole text for a category."
@@ -593,7 +595,7 @@ def score_file(source, # the input: CSV, Parquet or JSON lines
                id_column:str=None, # an input column carried into each output row
                rejects=None, # a file for the rows that cannot be scored; None: the first one stops the run
                progress:bool=None, # show the bar; None: when standard error is a terminal
-               block_bytes:int=4 << 20, # CSV and JSON lines: bytes read a block
+               block_bytes:int=2 << 20, # CSV and JSON lines: bytes read a block
               ) -> BatchSummary:
     "Score every row of `source` into `output`, streaming; `BatchError` before work, `BatchRowError` on a bad row."
     source, output, started = Path(source), Path(output), time.perf_counter()

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import load_wine
-
 
 # %% ../nbs/01_data.ipynb #003bf7d7
 MAX_CATEGORIES = 1000  # distinct values a categorical feature may take; more is an identifier, not a category
@@ -53,11 +51,11 @@ WineData = Table  # the name this class had when the wine data was the only tabl
 # %% ../nbs/01_data.ipynb #6907d080
 def load_wine_data() -> Table:
     "Load scikit-learn's wine data set as a `Table` (it also keeps the numeric `target` column)."
+    from sklearn.datasets import load_wine  # here, not at the top: serving and scoring never pay its import
     bunch = load_wine(as_frame=True)
     class_names = [str(name) for name in bunch.target_names]
     frame = bunch.frame.assign(class_name=pd.Categorical.from_codes(bunch.target, class_names))
     return Table(frame, list(bunch.feature_names), class_names)
-
 
 # %% ../nbs/01_data.ipynb #93870ba5
 # the tutorial's example wine
