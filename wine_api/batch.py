@@ -204,8 +204,10 @@ MISSING = object()  # a JSON record without the key
 def parquet_blocks(path:Path, names:list, block_rows:int=32768):
     "The `Block`s of a Parquet file (its schema was checked by `read_blocks`)."
     first = 1
-    # pre_buffer off: Arrow 26 otherwise keeps every row group it has read in memory until the file is closed
-    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=block_rows, columns=names):
+    # pre-buffering kept every row group read in memory (Arrow 26); the reader's own threads cost ~60 MiB more, and
+    # the blocks are scored in threads anyway
+    reader = pq.ParquetFile(path, pre_buffer=False)
+    for batch in reader.iter_batches(batch_size=block_rows, columns=names, use_threads=False):
         n = batch.num_rows
         yield Block(np.arange(first, first + n, dtype=np.int64), dict(zip(names, batch.columns)), [], first + n - 1)
         first += n
@@ -427,8 +429,11 @@ def warning_heads(predictor:Predictor) -> list:
     return heads
 
 def warning_column(X:np.ndarray, out_of_range:np.ndarray, heads:list) -> pa.Array:
-    """Each row's warnings as JSON text (`[]` for none), built a feature at a time by Arrow: the same warnings as
-    `Predictor.range_warnings` gives (Arrow writes a whole number without its `.0`)."""
+    """Each row's warnings as JSON text (`[]` for none), built by Arrow a feature at a time for the rows that have
+    any: the same warnings as `Predictor.range_warnings` gives (Arrow writes a whole number without its `.0`)."""
+    warned = out_of_range.any(axis=1)
+    if not warned.any(): return pa.repeat("[]", len(X)).cast(pa.string())
+    X, out_of_range = X[warned], out_of_range[warned]
     parts = []
     for j in np.flatnonzero(out_of_range.any(axis=0)).tolist():
         outside = pa.array(np.ascontiguousarray(out_of_range[:, j]))  # a column of a row-major array: copied first
@@ -438,9 +443,9 @@ def warning_column(X:np.ndarray, out_of_range:np.ndarray, heads:list) -> pa.Arra
             values = pc.cast(pa.array(np.ascontiguousarray(X[:, j])), pa.string())
             text = pc.binary_join_element_wise(head, values, tail + ",", "")
         parts.append(pc.if_else(outside, text, ""))  # no nulls: Arrow 26's join skipping nulls loses all-null rows
-    if not parts: return pa.repeat("[]", len(X)).cast(pa.string())
     joined = pc.utf8_rtrim(pc.binary_join_element_wise(*parts, ""), characters=",")  # each fragment ends with "}"
-    return pc.binary_join_element_wise("[", joined, "]", "")
+    texts = pc.binary_join_element_wise("[", joined, "]", "")
+    return pc.replace_with_mask(pa.repeat("[]", len(warned)).cast(pa.string()), pa.array(warned), texts)
 
 # %% ../nbs/07b_batch.ipynb #727c29d0
 class BlockScorer:
