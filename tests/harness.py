@@ -61,6 +61,25 @@ def store_with_two_versions(root:Path) -> Path:
     return store
 
 
+class PlantedPayload:
+    "What a malicious pickle would do on load: create a file."
+    def __init__(self, marker): self.marker = marker
+    def __reduce__(self): return (open, (str(self.marker), "w"))
+
+
+def plant_pickle(version:Path, marker:Path) -> bytes:
+    """Replace a version's `model.pkl` with a pickle that creates `marker` when loaded, re-fingerprinted in the
+    manifest so the hash check alone would let it by; the payload."""
+    import pickle
+    from wine_api.store import MANIFEST_FILE, MODEL_FILE, file_digest, read_manifest
+    planted = pickle.dumps(PlantedPayload(marker))
+    (version/MODEL_FILE).write_bytes(planted)
+    manifest = read_manifest(version)
+    manifest["files"][MODEL_FILE] = file_digest(planted)
+    (version/MANIFEST_FILE).write_text(json.dumps(manifest))
+    return planted
+
+
 def assert_like_scikit_learn(classes, probabilities, estimator, X, exact=False):
     "Classes as scikit-learn's `predict` (rows whose top two probabilities tie excepted), probabilities within 1e-6."
     import numpy as np

@@ -5,6 +5,8 @@ outside the training ranges, for the bundled tree, a forest and a table with cat
 SIGTERM leaving nothing half-written; the progress bar in a real terminal (tmux); refusals before any work."""
 import math
 import os
+import pickle
+import shutil
 import signal
 from pathlib import Path
 import subprocess
@@ -21,7 +23,7 @@ import pytest
 import requests
 from sklearn.ensemble import RandomForestClassifier
 
-from harness import WINE_API, LiveServer, assert_answers, assert_like_scikit_learn, run_cli
+from harness import WINE_API, LiveServer, assert_answers, assert_like_scikit_learn, plant_pickle, run_cli
 from wine_api.data import example_churn, feature_schema, load_wine_data, read_table
 from wine_api.store import bundled_model_dir, load_model, save_model, verify_version, version_dir
 from wine_api.train import describe_estimator, encoded_rows, frame_input, make_model, serving_files, training_features
@@ -154,6 +156,20 @@ def test_a_table_with_categories_and_gaps_scores_as_the_server_answers(churn, tm
     finally: server.stop()
     assert classes.tolist() == scores["class"].tolist()
     np.testing.assert_array_equal(probabilities, probabilities_of(scores, table.class_names))
+
+
+def test_batch_scoring_never_unpickles(tmp_path, stores):
+    "The forest's `model.pkl` replaced by a live payload (re-fingerprinted): the CLI scores from the serving file."
+    version = tmp_path/"version"
+    shutil.copytree(version_dir(stores["forest"], 1), version)
+    marker = tmp_path/"unpickled"
+    planted = plant_pickle(version, marker)
+    WINE.X.to_csv(tmp_path/"rows.csv", index=False)
+    run = run_cli("predict", "rows.csv", "--model", version, "-o", "scores.parquet", cwd=tmp_path)
+    assert run.returncode == 0 and pq.read_table(tmp_path/"scores.parquet").num_rows == len(WINE.X), run.stderr
+    assert not marker.exists()  # the pickle never ran
+    pickle.loads(planted)  # and it would have: the payload is real
+    assert marker.exists()
 
 
 def test_bad_rows_stop_the_run_or_go_to_the_rejects_file(tmp_path):

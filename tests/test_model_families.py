@@ -12,10 +12,10 @@ import pytest
 import requests
 import tritonclient.http as triton
 
-from harness import LiveServer, assert_like_scikit_learn, run_cli, train_into
+from harness import LiveServer, assert_like_scikit_learn, plant_pickle, run_cli, train_into
 from wine_api.data import load_wine_data
 from wine_api.engine import far_rows
-from wine_api.store import (ENGINE_FILE, MANIFEST_FILE, MODEL_FILE, SKOPS_FILE, file_digest, list_versions,
+from wine_api.store import (ENGINE_FILE, MANIFEST_FILE, SKOPS_FILE, file_digest, list_versions,
                             load_model, read_manifest, version_dir)
 from wine_api.train import FAMILIES
 
@@ -83,22 +83,12 @@ def test_the_cli_predicts_here_with_any_engine(family_store, tmp_path):
                                  exact=family == "svc")
 
 
-class PlantedPayload:
-    "What a malicious pickle would do on load: create a file."
-    def __init__(self, marker): self.marker = marker
-    def __reduce__(self): return (open, (str(self.marker), "w"))
-
-
 @pytest.mark.parametrize("family", ["random_forest", "svc"])
 def test_the_server_never_unpickles_a_version(family_store, tmp_path, family):
     path = tmp_path/"version"
     shutil.copytree(version_dir(family_store, list(FAMILIES).index(family) + 1), path)
     marker = tmp_path/"unpickled"
-    planted = pickle.dumps(PlantedPayload(marker))
-    (path/MODEL_FILE).write_bytes(planted)
-    manifest = read_manifest(path)
-    manifest["files"][MODEL_FILE] = file_digest(planted)  # re-fingerprinted: the hash check alone would let it by
-    (path/MANIFEST_FILE).write_text(json.dumps(manifest))
+    planted = plant_pickle(path, marker)
     server = LiveServer("--model", path, "--no-prediction-log")
     try:
         assert requests.get(server.url + "/ready", timeout=10).status_code == 200

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from harness import run_cli
+from harness import plant_pickle, run_cli
 from wine_api.batch import BatchError
 from wine_api.data import feature_schema, load_wine_data
 from wine_api.store import (ModelIntegrityError, ModelSignatureError, bundled_model_dir, load_signing_key, new_key_pair,
@@ -125,6 +125,10 @@ def test_tampered_unsigned_or_changed_versions_score_no_row(spark, tmp_path):
     job = df.mapInArrow(lambda batches: wspark.score_batches(batches, changed, kept),
                         wspark.spark_output_schema(df, wspark.open_shipped(shipped), shipped.fingerprint, kept))
     with pytest.raises(Exception, match="does not match its manifest"): job.collect()
+
+    marker = tmp_path/"unpickled"  # neither the driver nor an executor unpickles: the pickle is a live payload here
+    plant_pickle(version.path, marker)  # (the manifest changes, so no longer with the key)
+    assert wspark.predict(df, version.path, keep=["id"]).count() == len(WINE.X) and not marker.exists()
 
 
 def load_forest_free_tree(X):

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['ShippedVersion', 'raw_public_key', 'as_public_key', 'model_path', 'ship_version', 'shipment_digest', 'open_shipped',
-           'output_schema', 'spread', 'describe_row', 'score_batches', 'require_pyspark', 'spark_type',
+           'output_schema', 'spread', 'describe_row', 'score_batches', 'require_pyspark', 'spark_type', 'score_fields',
            'spark_output_schema', 'check_columns', 'predict', 'sql_function', 'main']
 
 # %% ../nbs/07c_spark.ipynb #23ba79ab
@@ -59,12 +59,10 @@ def ship_version(model, # a model store (follows `CURRENT`) or a version directo
     "Verify the version on the driver, every file and the signature; the bytes its executors will check again."
     public_key = as_public_key(verify_key)
     served = store.verify_version(model_path(model), public_key)
-    manifest = (served.path/store.MANIFEST_FILE).read_bytes()
-    if hashlib.sha256(manifest).hexdigest() != served.fingerprint:
-        raise store.ModelIntegrityError(f"the manifest of {served.path} changed while it was being verified")
+    # the signature as it is now: if it changed since the check, every executor refuses the shipment
     signature = (served.path/store.SIGNATURE_FILE).read_bytes() if public_key is not None else None
-    return ShippedVersion(manifest, store.SERVING_FILES[served.engine], served.data, served.fingerprint, signature,
-                          raw_public_key(public_key) if public_key is not None else None)
+    return ShippedVersion(served.manifest_bytes, store.SERVING_FILES[served.engine], served.data, served.fingerprint,
+                          signature, raw_public_key(public_key) if public_key is not None else None)
 
 # %% ../nbs/07c_spark.ipynb #27b7ca0f
 _OPENED = {}  # the sha256 of all a shipment's bytes -> its Predictor, per Python worker
@@ -93,10 +91,7 @@ def open_shipped(shipped:ShippedVersion) -> predicting.Predictor:
         (here/store.MANIFEST_FILE).write_bytes(shipped.manifest)
         (here/shipped.serving_name).write_bytes(shipped.serving)
         if shipped.signature is not None: (here/store.SIGNATURE_FILE).write_bytes(shipped.signature)
-        served = store.load_serving(here, public_key)
-    if served.fingerprint != shipped.fingerprint:
-        raise store.ModelIntegrityError("the shipped version is not the one verified on the driver: "
-                                        "refusing to score")
+        served = store.load_serving(here, public_key)  # the manifest's sha256 was checked above: it is the driver's
     _OPENED[key] = predictor = predicting.Predictor(served)
     return predictor
 
@@ -155,12 +150,16 @@ def spark_type(kind:pa.DataType):
     if pa.types.is_string(kind): return T.StringType()
     raise TypeError(f"no Spark type for {kind}")
 
+def score_fields(predictor:predicting.Predictor, fingerprint:str) -> list:
+    "The Spark fields of the scores (`output_schema`'s, without kept columns)."
+    from pyspark.sql import types as T
+    return [T.StructField(f.name, spark_type(f.type), True) for f in
+            output_schema(batching.BlockScorer(predictor, fingerprint), pa.schema([]))]
+
 def spark_output_schema(df, predictor:predicting.Predictor, fingerprint:str, kept:list):
     "The Spark schema `predict` returns: the kept columns as they are, then the scores."
     from pyspark.sql import types as T
-    scores = output_schema(batching.BlockScorer(predictor, fingerprint), pa.schema([]))
-    return T.StructType([df.schema[name] for name in kept] +
-                        [T.StructField(f.name, spark_type(f.type), True) for f in scores])
+    return T.StructType([df.schema[name] for name in kept] + score_fields(predictor, fingerprint))
 
 def check_columns(df, features:list, keep:list) -> list:
     "The columns to keep; `BatchError` naming a feature or kept column the DataFrame lacks."
@@ -187,11 +186,9 @@ def predict(df, # a Spark DataFrame with a column for every feature (by name)
     shipped = ship_version(model, verify_key)
     predictor = open_shipped(shipped)  # on the driver too: the output schema, and a last check before the job
     kept = check_columns(df, predictor.feature_names, keep)
-    for name in kept:
-        if name in ("class", "class_name", "warnings", "model_version", "model_fingerprint", "error") or \
-                name.startswith("probability_"):
-            raise batching.BatchError(f"the column {name!r} would be overwritten by the scores: drop or rename it, "
-                                      "or keep fewer columns")
+    taken = [f.name for f in score_fields(predictor, shipped.fingerprint) if f.name in kept]
+    if taken: raise batching.BatchError(f"the column {taken[0]!r} would be overwritten by the scores: drop or rename "
+                                        "it, or keep fewer columns")
     schema = spark_output_schema(df, predictor, shipped.fingerprint, kept)
     needed = list(dict.fromkeys(kept + predictor.feature_names))
     return df.select(*[df[name] for name in needed]).mapInArrow(
@@ -203,11 +200,9 @@ def sql_function(model, verify_key=None, errors:str="fail"):
     require_pyspark()
     from pyspark.sql.functions import pandas_udf
     import pandas as pd
-    shipped = ship_version(model, verify_key)
-    predictor = open_shipped(shipped)
     from pyspark.sql import types as T
-    scores = output_schema(batching.BlockScorer(predictor, shipped.fingerprint), pa.schema([]))
-    returned = T.StructType([T.StructField(f.name, spark_type(f.type), True) for f in scores])
+    shipped = ship_version(model, verify_key)
+    returned = T.StructType(score_fields(open_shipped(shipped), shipped.fingerprint))
 
     def score(rows: pd.DataFrame) -> pd.DataFrame:
         missing = [name for name in open_shipped(shipped).feature_names if name not in rows.columns]

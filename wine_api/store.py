@@ -15,7 +15,7 @@ __all__ = ['FORMAT_VERSION', 'READ_FORMATS', 'MODEL_FILE', 'TREE_FILE', 'ENGINE_
            'load_verify_key', 'key_id', 'sign_manifest', 'check_signature', 'save_model', 'read_manifest_bytes',
            'parse_manifest', 'read_manifest', 'resolve_version_dir', 'check_format', 'check_pickle_compatible',
            'read_verified_bytes', 'check_matches_manifest', 'check_version_number', 'read_checked_manifest',
-           'read_fingerprinted_manifest', 'load_model', 'check_tree_matches_manifest', 'load_tree', 'ServingFiles',
+           'read_checked_manifest_bytes', 'load_model', 'check_tree_matches_manifest', 'load_tree', 'ServingFiles',
            'serving_engine', 'load_serving', 'verify_version', 'bundled_model_dir', 'attach_report', 'version_summary',
            'list_models', 'promote', 'rollback', 'Challenger', 'challenger_problem', 'read_challenger',
            'inputs_problem', 'set_challenger', 'stop_challenger', 'record_decision', 'read_history']
@@ -634,18 +634,17 @@ def read_checked_manifest(path, # a store (follows `CURRENT`) or a version direc
                           public_key:Ed25519PublicKey=None,
                          ) -> tuple:
     "The version directory `path` designates and its manifest: valid, of this format, signed if a key is given."
-    version_dir, manifest, _ = read_fingerprinted_manifest(path, public_key)
+    version_dir, manifest, _ = read_checked_manifest_bytes(path, public_key)
     return version_dir, manifest
 
-def read_fingerprinted_manifest(path, public_key:Ed25519PublicKey=None) -> tuple:
-    """`read_checked_manifest`, and the version's fingerprint: the sha256 of its manifest's bytes, which hold every
-    file's sha256, so two versions with one fingerprint are the same bytes (a batch output stamps it on each row)."""
+def read_checked_manifest_bytes(path, public_key:Ed25519PublicKey=None) -> tuple:
+    "`read_checked_manifest`, and the bytes the manifest was parsed from (the ones checked and signed)."
     version_dir = resolve_version_dir(path)
     data = read_manifest_bytes(version_dir)
     if public_key is not None: check_signature(version_dir, data, public_key)
     manifest = parse_manifest(data, version_dir)
     check_version_number(version_dir, manifest)
-    return version_dir, manifest, hashlib.sha256(data).hexdigest()
+    return version_dir, manifest, data
 
 # %% ../nbs/02_store.ipynb #fbf6fba4
 def load_model(path, # a store (follows `CURRENT`) or a version directory
@@ -688,7 +687,13 @@ class ServingFiles(Artifact):
     "A verified version's serving file: which engine reads it and its bytes (checked against the manifest)."
     engine: str = None   # `tree`, `arrays` or `skops`
     data: bytes = None   # the file's bytes
-    fingerprint: str = None  # the sha256 of the manifest's bytes (see `read_fingerprinted_manifest`)
+    manifest_bytes: bytes = None # the manifest as read, checked and (if a key was given) its signature verified
+
+    @property
+    def fingerprint(self) -> str:
+        """The sha256 of the manifest's bytes, which hold every file's sha256: two versions with one fingerprint are
+        the same bytes (a batch output stamps it on each row)."""
+        return hashlib.sha256(self.manifest_bytes).hexdigest()
 
 def serving_engine(manifest:dict) -> str:
     "The engine that serves a version: its manifest says so from format 3 on; before, it was always the tree."
@@ -699,10 +704,10 @@ def load_serving(path, # a store (follows `CURRENT`) or a version directory
                  public_key:Ed25519PublicKey=None, # when given, the version must be signed with its private key
                 ) -> ServingFiles:
     "The verified bytes of what serves the version at `path`, unpickling nothing."
-    version_dir, manifest, fingerprint = read_fingerprinted_manifest(path, public_key)
+    version_dir, manifest, manifest_bytes = read_checked_manifest_bytes(path, public_key)
     engine = serving_engine(manifest)
     data = read_verified_bytes(version_dir, manifest, SERVING_FILES[engine])
-    return ServingFiles(manifest, version_dir, engine, data, fingerprint)
+    return ServingFiles(manifest, version_dir, engine, data, manifest_bytes)
 
 # %% ../nbs/02_store.ipynb #afb56896
 def verify_version(path, # a store (follows `CURRENT`) or a version directory
