@@ -272,6 +272,7 @@ class Outcome:
     status: int        # 0 when no answer came
     version: str = None
     error: str = None
+    connection: int = None  # which of the load's connections (threads) sent it
 
 
 @dataclass
@@ -288,7 +289,7 @@ class Load:
         self.outcomes, self._stop, self._threads = [], threading.Event(), []
         self._lock = threading.Lock()
 
-    def _run(self):
+    def _run(self, number:int):
         conn, mine = None, []
         while not self._stop.is_set():
             conn = conn or http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
@@ -297,16 +298,17 @@ class Load:
                 conn.request("POST", self.path, self.body, self.headers)
                 response = conn.getresponse()
                 response.read()
-                mine.append(Outcome(started, time.monotonic(), response.status, response.getheader("X-Model-Version")))
+                mine.append(Outcome(started, time.monotonic(), response.status, response.getheader("X-Model-Version"),
+                                    connection=number))
             except (OSError, http.client.HTTPException) as e:
-                mine.append(Outcome(started, time.monotonic(), 0, error=f"{type(e).__name__}: {e}"))
+                mine.append(Outcome(started, time.monotonic(), 0, error=f"{type(e).__name__}: {e}", connection=number))
                 conn.close()
                 conn = None
         if conn: conn.close()
         with self._lock: self.outcomes += mine
 
     def start(self):
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.connections)]
+        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(self.connections)]
         for t in self._threads: t.start()
         return self
 

@@ -1,4 +1,5 @@
 "Operations on real servers: hot reload under load, API keys, metrics across workers, request logs, faults, a short soak."
+import collections
 import json
 import os
 import re
@@ -206,8 +207,12 @@ def test_a_worker_killed_under_load_is_replaced_and_only_its_requests_fail():
         time.sleep(3)
         outcomes = load.stop()
         lost = failed(outcomes)
-        assert len(lost) <= 8, lost  # at most one request per connection the worker held
-        assert all(killed - 1 < o.ended < killed + 2 for o in lost)
+        # a connection the worker held loses its request in flight; its reconnect, made within the ~20 ms the killed
+        # process takes to exit, may still be queued on that worker's socket and be reset too (seen 3 runs in 10 here):
+        # at most two per connection, both connection errors (never an HTTP error), both while the worker died
+        per_connection = collections.Counter(o.connection for o in lost)
+        assert lost and max(per_connection.values()) <= 2, lost
+        assert all(o.status == 0 and killed - 1 < o.ended < killed + 0.5 for o in lost), lost
         assert not failed([o for o in outcomes if o.started > killed + 2])
         assert len([o for o in outcomes if o.started > killed + 2]) > 50
         assert victim not in worker_pids(server) and len(worker_pids(server)) == 2
